@@ -1,0 +1,110 @@
+"""The built-in detectors: dlib HOG, dlib MMOD CNN, OpenCV Haar, and skip."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+from facegate.detection.base import Detector, FacialArea
+from facegate.detection.landmarks import clip_box, five_points
+from facegate.registry import Registry
+from facegate.resources import mmod_detector
+
+DETECTORS: Registry[Detector] = Registry("detector")
+
+
+def _face(image: np.ndarray, x: int, y: int, w: int, h: int, confidence: float) -> FacialArea | None:
+    height, width = image.shape[:2]
+    x, y, w, h = clip_box(x, y, w, h, width, height)
+    if w < 4 or h < 4:
+        return None
+    return FacialArea(x, y, w, h, float(confidence), five_points(image, x, y, w, h))
+
+
+@cache
+def _hog():  # -> dlib.fhog_object_detector
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@DETECTORS.register("hog")
+class HogDetector(Detector):
+    """dlib's HOG + linear SVM frontal face detector (fast, frontal faces, >= ~80 px)."""
+
+    name = "hog"
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        rects, scores, _ = _hog().run(image, upsample, 0.0)
+        faces = [
+            _face(image, r.left(), r.top(), r.width(), r.height(), s)
+            for r, s in zip(rects, scores, strict=True)
+        ]
+        return [f for f in faces if f is not None]
+
+
+@DETECTORS.register("cnn")
+class CnnDetector(Detector):
+    """dlib's MMOD CNN detector (more poses and lighting, several times slower on a CPU)."""
+
+    name = "cnn"
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        found = mmod_detector()(image, upsample)
+        faces = [
+            _face(image, d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence)
+            for d in found
+        ]
+        return [f for f in faces if f is not None]
+
+
+@cache
+def _haar():  # -> cv2.CascadeClassifier
+    import cv2
+
+    return cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+
+
+@DETECTORS.register("haar")
+class HaarDetector(Detector):
+    """OpenCV's bundled Viola-Jones cascade (fastest, least accurate)."""
+
+    name = "haar"
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        import cv2
+
+        scale = 2**upsample
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if scale > 1:
+            grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        boxes, _, weights = _haar().detectMultiScale3(
+            grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24), outputRejectLevels=True
+        )
+        faces = [
+            _face(image, *(int(round(v / scale)) for v in box), float(weight))
+            for box, weight in zip(boxes, np.ravel(weights), strict=True)
+        ]
+        return [f for f in faces if f is not None]
+
+
+@DETECTORS.register("skip")
+class SkipDetector(Detector):
+    """No detection: the whole image is the face (for pre-cropped photos)."""
+
+    name = "skip"
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        height, width = image.shape[:2]
+        return [FacialArea(0, 0, width, height, 1.0, five_points(image, 0, 0, width, height))]
+
+
+def get_detector(name: str) -> Detector:
+    """The shared instance of detector ``name``."""
+    return _instance(name)
+
+
+@cache
+def _instance(name: str) -> Detector:
+    return DETECTORS.create(name)

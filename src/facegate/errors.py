@@ -1,0 +1,77 @@
+"""Typed errors raised by facegate.
+
+Every failure a user can cause (a bad image, no face, an unknown person, a gallery
+built with another model) is one of these, so callers can catch ``FacegateError``
+and never see a traceback from a third-party library.
+"""
+
+from __future__ import annotations
+
+
+class FacegateError(Exception):
+    """Base class of every error facegate raises on purpose."""
+
+    #: process exit code the CLI uses for this error
+    exit_code: int = 10
+
+
+class ImageError(FacegateError, ValueError):
+    """The input could not be read as an image."""
+
+    exit_code = 4
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels than the configured limit (decompression bomb guard)."""
+
+
+class NoFaceError(FacegateError):
+    """No face was found in an image that needs one."""
+
+    exit_code = 3
+
+
+class MultipleFacesError(FacegateError):
+    """Several faces were found where the policy asks for exactly one."""
+
+    exit_code = 3
+
+
+class UnknownNameError(FacegateError, KeyError):
+    """A registry (detectors, models, metrics) has no entry of that name."""
+
+    exit_code = 2
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class GalleryError(FacegateError):
+    """A gallery operation could not be done; the gallery is unchanged."""
+
+    exit_code = 5
+
+
+class PersonNotFoundError(GalleryError, KeyError):
+    """The named person is not enrolled."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicatePersonError(GalleryError):
+    """A person of that name is already enrolled."""
+
+
+class ModelMismatchError(GalleryError):
+    """The gallery was built with another embedding model."""
+
+
+class ModelUnavailableError(FacegateError):
+    """A model cannot run here (missing weights or optional dependency)."""
+
+    exit_code = 6
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """A path given as an image does not exist."""

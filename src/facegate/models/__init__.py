@@ -1,0 +1,12 @@
+"""Embedding models: a registry of named models that map aligned faces to vectors.
+
+Importing this package registers the built-in models. Optional models (PyTorch ones,
+in the ``[train]`` extra) register factories that import their dependencies only when
+built, so the core install never imports torch.
+"""
+
+from facegate.models import builtin as _builtin  # noqa: F401  (registers the models)
+from facegate.models.base import EmbeddingModel
+from facegate.models.registry import MODELS, get_model
+
+__all__ = ["MODELS", "EmbeddingModel", "get_model"]

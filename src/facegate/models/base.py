@@ -1,0 +1,38 @@
+"""The interface every embedding model implements.
+
+A model owns two steps: ``chip`` turns an image and one detected face into the aligned
+crop the network expects (each model aligns its own way), and ``embed`` maps a batch
+of chips to embeddings. Callers (the pipeline, the gallery, evaluation) only see this
+interface, so new models (PyTorch ones included) plug in through the registry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from facegate.detection.base import FacialArea
+
+
+class EmbeddingModel(ABC):
+    #: registry name, stored in galleries and results
+    name: ClassVar[str]
+    #: embedding length
+    dim: ClassVar[int]
+    #: metric used when the caller names none
+    default_metric: ClassVar[str] = "euclidean"
+    #: whether ``embed`` returns unit-length vectors
+    normalized: ClassVar[bool] = True
+
+    @abstractmethod
+    def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:
+        """Aligned crop of ``face`` from an RGB uint8 image, as this model's input."""
+
+    @abstractmethod
+    def embed(self, chips: list[np.ndarray]) -> np.ndarray:
+        """Embeddings of a batch of chips, float32 array of shape (len(chips), dim)."""
+
+    def embed_one(self, chip: np.ndarray) -> np.ndarray:
+        return self.embed([chip])[0]

@@ -1,0 +1,50 @@
+"""Pretrained files shipped by PyPI packages, loaded once per process."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from facegate.errors import ModelUnavailableError
+
+
+def model_file(name: str) -> Path:
+    """Path of a model file inside the ``face_recognition_models`` package."""
+    try:
+        import face_recognition_models
+    except ImportError as exc:  # pragma: no cover - core dependency
+        raise ModelUnavailableError(
+            "face_recognition_models is not installed; pip install face_recognition_models"
+        ) from exc
+    path = Path(face_recognition_models.__file__).parent / "models" / name
+    if not path.is_file():  # pragma: no cover - broken install
+        raise ModelUnavailableError(f"{path} is missing; reinstall face_recognition_models")
+    return path
+
+
+@cache
+def shape_predictor_5():  # -> dlib.shape_predictor
+    import dlib
+
+    return dlib.shape_predictor(str(model_file("shape_predictor_5_face_landmarks.dat")))
+
+
+@cache
+def shape_predictor_68():  # -> dlib.shape_predictor
+    import dlib
+
+    return dlib.shape_predictor(str(model_file("shape_predictor_68_face_landmarks.dat")))
+
+
+@cache
+def face_recognition_resnet():  # -> dlib.face_recognition_model_v1
+    import dlib
+
+    return dlib.face_recognition_model_v1(str(model_file("dlib_face_recognition_resnet_model_v1.dat")))
+
+
+@cache
+def mmod_detector():  # -> dlib.cnn_face_detection_model_v1
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(model_file("mmod_human_face_detector.dat")))
