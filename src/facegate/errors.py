@@ -75,3 +75,7 @@ class ModelUnavailableError(FacegateError):
 
 class ImageNotFoundError(ImageError, FileNotFoundError):
     """A path given as an image does not exist."""
+
+
+class DuplicateTemplateError(GalleryError):
+    """The same photo is already enrolled for that person."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from pathlib import Path
 
@@ -10,13 +11,12 @@ from facegate.errors import ModelUnavailableError
 
 def model_file(name: str) -> Path:
     """Path of a model file inside the ``face_recognition_models`` package."""
-    try:
-        import face_recognition_models
-    except ImportError as exc:  # pragma: no cover - core dependency
-        raise ModelUnavailableError(
-            "face_recognition_models is not installed; pip install face_recognition_models"
-        ) from exc
-    path = Path(face_recognition_models.__file__).parent / "models" / name
+    # Found without importing it: its __init__ needs pkg_resources, which recent
+    # setuptools no longer ships.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - core dependency
+        raise ModelUnavailableError("face_recognition_models is not installed; pip install face_recognition_models")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
     if not path.is_file():  # pragma: no cover - broken install
         raise ModelUnavailableError(f"{path} is missing; reinstall face_recognition_models")
     return path

@@ -37,10 +37,7 @@ class HogDetector(Detector):
 
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
         rects, scores, _ = _hog().run(image, upsample, 0.0)
-        faces = [
-            _face(image, r.left(), r.top(), r.width(), r.height(), s)
-            for r, s in zip(rects, scores, strict=True)
-        ]
+        faces = [_face(image, r.left(), r.top(), r.width(), r.height(), s) for r, s in zip(rects, scores, strict=True)]
         return [f for f in faces if f is not None]
 
 
@@ -53,8 +50,7 @@ class CnnDetector(Detector):
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
         found = mmod_detector()(image, upsample)
         faces = [
-            _face(image, d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence)
-            for d in found
+            _face(image, d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height(), d.confidence) for d in found
         ]
         return [f for f in faces if f is not None]
 
@@ -98,6 +94,30 @@ class SkipDetector(Detector):
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
         height, width = image.shape[:2]
         return [FacialArea(0, 0, width, height, 1.0, five_points(image, 0, 0, width, height))]
+
+
+class FallbackDetector(Detector):
+    """Tries detectors in order and returns the first one's faces that finds any."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        for name in self.names:
+            faces = get_detector(name).detect(image, upsample)
+            if faces:
+                return faces
+        return []
+
+
+@DETECTORS.register("hog+cnn")
+class HogThenCnn(FallbackDetector):
+    """HOG first; the CNN only for the images where HOG finds no face (cheap on average)."""
+
+    name = "hog+cnn"
+
+    def __init__(self) -> None:
+        super().__init__("hog", "cnn")
 
 
 def get_detector(name: str) -> Detector:

@@ -1,0 +1,50 @@
+"""The ``facegate`` command line."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from facegate import __version__
+from facegate.cli.core import COMMANDS
+from facegate.cli.output import emit, errors_to_exit, json_option
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="facegate")
+def main() -> None:
+    """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
+
+
+for command in COMMANDS:
+    main.add_command(command)
+
+
+@main.command()
+@click.option(
+    "--photos",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="A folder of photos, one per resident, plus camera_N shots (e.g. the Happy House images).",
+)
+@click.option(
+    "--gallery",
+    "gallery_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the demo's gallery in this file (default: a temporary one).",
+)
+@json_option
+def demo(photos: Path | None, gallery_path: Path | None, as_json: bool) -> None:
+    """Run the office-door story end to end, offline."""
+    from facegate.demo import run_folder, run_packaged
+    from facegate.gallery import Gallery
+
+    say = (lambda _text: None) if as_json else click.echo
+    with errors_to_exit(as_json), tempfile.TemporaryDirectory() as tmp:
+        path = gallery_path or Path(tmp) / "demo.sqlite"
+        with Gallery(path) as gallery:
+            outcome = run_folder(gallery, photos, say) if photos else run_packaged(gallery, say)
+        emit(as_json, outcome.to_dict(), "") if as_json else None

@@ -1,0 +1,212 @@
+"""The everyday commands: enroll people, then verify and identify them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from facegate.cli.output import EXIT_NO, emit, errors_to_exit, json_option
+from facegate.detection import DETECTORS
+from facegate.distances import METRICS
+from facegate.gallery import Gallery
+from facegate.models import MODELS
+from facegate.verification import verify
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+def default_gallery() -> Path:
+    """``$FACEGATE_GALLERY``, else ``~/.local/share/facegate/gallery.sqlite``."""
+    override = os.environ.get("FACEGATE_GALLERY")
+    if override:
+        return Path(override).expanduser()
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    return base / "facegate" / "gallery.sqlite"
+
+
+def gallery_options(f):
+    f = click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")(f)
+    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)(f)
+    f = click.option(
+        "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
+    )(f)
+    f = click.option(
+        "--gallery",
+        "gallery_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Gallery file [default: $FACEGATE_GALLERY or ~/.local/share/facegate/gallery.sqlite].",
+    )(f)
+    return json_option(f)
+
+
+def open_gallery(gallery_path: Path | None, model: str | None, detector: str, threshold: float | None) -> Gallery:
+    path = gallery_path or default_gallery()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Gallery(path, model_name=model, detector_backend=detector, threshold=threshold)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@click.command()
+@click.argument("name")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--add", is_flag=True, help="Add the photos to an already enrolled person.")
+@gallery_options
+def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold):
+    """Enroll NAME from one or more PHOTOS (all or nothing)."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
+        emit(as_json, result.to_dict(), f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}.")
+
+
+@click.command("enroll-dir")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--add", is_flag=True, help="Add photos to people already enrolled instead of skipping them.")
+@gallery_options
+def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold):
+    """Enroll everyone in DIRECTORY: one sub-folder per person, named after them.
+
+    Each person is enrolled all or nothing; people whose photos fail are reported
+    and skipped (exit code 1).
+    """
+    folders = {
+        p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        for p in sorted(directory.iterdir())
+        if p.is_dir()
+    }
+    folders = {name: photos for name, photos in folders.items() if photos}
+    if not folders:
+        raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        report = gallery.enroll_many(folders, add=add, progress=not as_json)
+        lines = [f"Enrolled {_plural(len(report.enrolled), 'person')}, skipped {len(report.skipped)}."]
+        lines += [f"  {name}: {why}" for name, why in report.failed.items()]
+        lines += [f"  {name}: already enrolled (use --add)" for name in report.skipped]
+        emit(as_json, report.to_dict(), "\n".join(lines))
+        if report.failed:
+            raise SystemExit(EXIT_NO)
+
+
+@click.command()
+@click.argument("name")
+@gallery_options
+def remove(name, as_json, gallery_path, model, detector, threshold):
+    """Remove NAME and all their photos from the gallery."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        removed = gallery.remove(name)
+        emit(as_json, {"name": name, "templates_removed": removed}, f"Removed {name} ({_plural(removed, 'photo')}).")
+
+
+@click.command()
+@click.argument("old")
+@click.argument("new")
+@gallery_options
+def rename(old, new, as_json, gallery_path, model, detector, threshold):
+    """Rename the enrolled person OLD to NEW."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        gallery.rename(old, new)
+        emit(as_json, {"old": old, "new": new}, f"Renamed {old} to {new}.")
+
+
+@click.command()
+@gallery_options
+def people(as_json, gallery_path, model, detector, threshold):
+    """List the enrolled people."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        records = gallery.people()
+        payload = {"gallery": gallery.path, "model": gallery.model_name, "people": [r.to_dict() for r in records]}
+        width = max((len(r.name) for r in records), default=4)
+        lines = [f"{r.name:<{width}}  {_plural(r.templates, 'photo')}" for r in records]
+        text = "\n".join(lines) if lines else "Nobody is enrolled yet."
+        emit(as_json, payload, text)
+
+
+@click.command("verify")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.option("--as", "name", required=True, help="The person the visitor claims to be.")
+@gallery_options
+def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold):
+    """The door check: is the face in PHOTO the enrolled person NAME? Exit 0 only if so."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        result = gallery.verify_identity(photo, name)
+        if result.verified:
+            emit(as_json, result.to_dict(), f"It's {name}, welcome in!")
+        else:
+            emit(as_json, result.to_dict(), f"It's not {name}, please go away")
+            raise SystemExit(EXIT_NO)
+
+
+@click.command()
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
+@click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the largest.")
+@gallery_options
+def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold):
+    """Who is in PHOTO? Exit 0 when identified, 1 when not in the database."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+        results = gallery.identify_all(photo, top_k) if all_faces else [gallery.identify(photo, top_k)]
+        lines = [
+            f"It's {r.identity}, the distance is {r.distance:.2f}" if r.known else "Not in the database."
+            for r in results
+        ]
+        payload = {"faces": [r.to_dict() for r in results]} if all_faces else results[0].to_dict()
+        emit(as_json, payload, "\n".join(lines))
+        if not any(r.known for r in results):
+            raise SystemExit(EXIT_NO)
+
+
+@click.command()
+@click.argument("photo_a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("photo_b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", type=click.Choice(MODELS.names()), default="dlib-resnet", show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
+@click.option("--metric", type=click.Choice(METRICS.names()), default=None, help="Default: the model's own.")
+@click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")
+@json_option
+def compare(photo_a, photo_b, model, detector, metric, threshold, as_json):
+    """Are PHOTO_A and PHOTO_B the same person? Exit 0 if so, 1 if not."""
+    with errors_to_exit(as_json):
+        result = verify(photo_a, photo_b, model, detector, metric, threshold)
+        verdict = "Same person" if result.verified else "Different people"
+        sign = "<=" if result.verified else ">"
+        text = f"{verdict}: distance {result.distance:.3f} {sign} threshold {result.threshold:.3f} ({result.model})."
+        emit(as_json, result.to_dict(), text)
+        if not result.verified:
+            raise SystemExit(EXIT_NO)
+
+
+@click.command("models")
+@json_option
+def models_cmd(as_json):
+    """List the embedding models, detectors and metrics, with the thresholds in use."""
+    from facegate.thresholds import ThresholdUnavailableError, threshold_entry
+
+    rows = []
+    for model in MODELS.names():
+        for metric in METRICS.names():
+            try:
+                entry = threshold_entry(model, metric)
+            except ThresholdUnavailableError:
+                continue
+            rows.append({"model": model, "metric": metric, **entry})
+    payload = {"models": MODELS.names(), "detectors": DETECTORS.names(), "metrics": METRICS.names(), "thresholds": rows}
+    lines = [
+        f"models:    {', '.join(MODELS.names())}",
+        f"detectors: {', '.join(DETECTORS.names())}",
+        f"metrics:   {', '.join(METRICS.names())}",
+        "",
+        "thresholds (accept when distance <= threshold):",
+    ]
+    lines += [
+        f"  {r['model']:<20} {r['metric']:<13} {r['threshold']:.4f}  ({r.get('calibrated_on', 'your calibration')})"
+        for r in rows
+    ]
+    emit(as_json, payload, "\n".join(lines))
+
+
+COMMANDS = [enroll, enroll_dir, remove, rename, people, verify_cmd, identify, compare, models_cmd]

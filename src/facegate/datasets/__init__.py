@@ -1,0 +1,1 @@
+"""Datasets: loaders for public benchmark data (Omniglot, LFW, folders of images)."""

@@ -1,0 +1,300 @@
+"""The gallery: enrolled people, 1:K identification and the 1:1 door check.
+
+The SQLite store is the truth; an in-memory matrix of every template's embedding
+mirrors it (rebuilt after each write, and when another process changes the file),
+so identification is one vectorised distance computation over all templates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from facegate.distances import get_metric
+from facegate.errors import GalleryError
+from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, IdentifyResult
+from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
+from facegate.images import ImageInput, image_sha256
+from facegate.models import get_model
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, Face, MultiFacePolicy, represent, represent_many
+from facegate.thresholds import find_threshold
+from facegate.verification import VerifyResult
+
+
+class Gallery:
+    """A persistent set of enrolled people for one embedding model.
+
+    >>> gallery = Gallery("office.sqlite")            # doctest: +SKIP
+    >>> gallery.enroll("younes", ["younes.jpg"])      # doctest: +SKIP
+    >>> gallery.identify("camera_0.jpg").identity     # doctest: +SKIP
+    'younes'
+    """
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        model_name: str | None = None,
+        detector_backend: str = DEFAULT_DETECTOR,
+        distance_metric: str | None = None,
+        threshold: float | None = None,
+        tta: bool = False,
+    ) -> None:
+        stored = GalleryStore.stored_model(path)
+        self.model_name = model_name or stored or DEFAULT_MODEL
+        model = get_model(self.model_name)
+        self.detector_backend = detector_backend
+        self.metric_name = distance_metric or model.default_metric
+        self._metric = get_metric(self.metric_name)
+        self.threshold = find_threshold(self.model_name, self.metric_name, threshold)
+        self.tta = tta
+        self._store = GalleryStore(path, self.model_name, model.dim)
+        self._reload()
+
+    # -- lifecycle -----------------------------------------------------------
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names.values()
+
+    @property
+    def path(self) -> str:
+        return self._store.path
+
+    @property
+    def template_count(self) -> int:
+        return len(self._owners)
+
+    def _reload(self) -> None:
+        self._ids, self._owners, self._matrix, self._names = self._store.load_matrix()
+        self._version = self._store.data_version()
+
+    def _sync(self) -> None:
+        if self._store.data_version() != self._version:
+            self._reload()
+
+    # -- enrollment ------------------------------------------------------------
+    def _templates(self, photos: Sequence[ImageInput], multi_face: MultiFacePolicy) -> list[tuple[Face, str]]:
+        if isinstance(photos, (str, bytes, Path)) or not isinstance(photos, Sequence):
+            photos = [photos]  # type: ignore[list-item]
+        if not photos:
+            raise GalleryError("enrollment needs at least one photo")
+        out = []
+        for i, photo in enumerate(photos):
+            label = str(photo) if isinstance(photo, (str, Path)) and len(str(photo)) < 300 else f"photo {i + 1}"
+            face = represent(photo, self.model_name, self.detector_backend, multi_face, tta=self.tta, label=label)[0]
+            out.append((face, image_sha256(photo)))
+        return out
+
+    def _new(self, faces: list[tuple[Face, str]]) -> list[NewTemplate]:
+        return [NewTemplate(f.embedding, sha, f.facial_area.to_dict()) for f, sha in faces]
+
+    def enroll(
+        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
+    ) -> EnrollResult:
+        """Enroll a new person from one or more photos, all or nothing.
+
+        Every photo is embedded before anything is written, so one bad photo (no
+        face, not an image) raises and leaves the gallery exactly as it was.
+        """
+        name = _check_name(name)
+        faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
+        _, ids = self._store.add_person(name, self._new(faces))
+        self._reload()
+        return EnrollResult(name, ids, [f.facial_area.to_dict() for f, _ in faces])
+
+    def add_photos(
+        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
+    ) -> EnrollResult:
+        """Add photos (templates) to an enrolled person, all or nothing."""
+        faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
+        _, ids = self._store.add_templates(name, self._new(faces))
+        self._reload()
+        return EnrollResult(name, ids, [f.facial_area.to_dict() for f, _ in faces])
+
+    def enroll_many(
+        self, people: Mapping[str, Sequence[ImageInput]], add: bool = False, progress: bool = False
+    ) -> EnrollManyReport:
+        """Enroll many people at once (embedding in parallel), each person all or nothing.
+
+        People already enrolled are skipped unless ``add``; a person with any photo
+        that fails (no face, bad image) is not enrolled and appears in ``failed``.
+        """
+        todo = {_check_name(n): list(p) for n, p in people.items() if add or n not in self}
+        skipped = [n for n in people if n not in todo]
+        photos = [(name, photo) for name, ps in todo.items() for photo in ps]
+        outputs = represent_many(
+            [photo for _, photo in photos],
+            self.model_name,
+            self.detector_backend,
+            tta=self.tta,
+            progress=progress,
+            labels=[str(photo) if isinstance(photo, (str, Path)) else name for name, photo in photos],
+        )
+        by_person: dict[str, list[tuple[Face, str] | Exception]] = {name: [] for name in todo}
+        for (name, photo), out in zip(photos, outputs, strict=True):
+            by_person[name].append(out if isinstance(out, Exception) else (out[0], image_sha256(photo)))
+        report = EnrollManyReport()
+        for name, items in by_person.items():
+            errors = [str(item) for item in items if isinstance(item, Exception)]
+            if errors:
+                report.failed[name] = "; ".join(errors)
+                continue
+            templates = self._new(items)  # type: ignore[arg-type]
+            try:
+                if name in self:
+                    self._store.add_templates(name, templates)
+                else:
+                    self._store.add_person(name, templates)
+            except GalleryError as exc:
+                report.failed[name] = str(exc)
+                continue
+            report.enrolled[name] = len(templates)
+        report.skipped.extend(skipped)
+        self._reload()
+        return report
+
+    def add_embeddings(self, name: str, embeddings: np.ndarray, sources: Sequence[str] | None = None) -> None:
+        """Enroll (or extend) ``name`` from precomputed embeddings of this gallery's model."""
+        vectors = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+        self.add_embeddings_bulk({name: vectors}, {name: list(sources)} if sources is not None else None)
+
+    def add_embeddings_bulk(
+        self, people: Mapping[str, np.ndarray], sources: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        """Import precomputed embeddings for many people in one transaction (all or nothing).
+
+        ``sources`` names where each embedding came from (default: a hash of the
+        vector itself); a person's sources must be distinct.
+        """
+        batch = {}
+        for name, embeddings in people.items():
+            vectors = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
+            keys = list(sources[name]) if sources is not None else [image_sha256(v) for v in vectors]
+            batch[_check_name(name)] = [NewTemplate(v, k, {}) for v, k in zip(vectors, keys, strict=True)]
+        self._store.add_many(batch)
+        self._reload()
+
+    def remove(self, name: str) -> int:
+        """Remove a person and all their templates; returns how many templates went."""
+        removed = self._store.remove_person(name)
+        self._reload()
+        return removed
+
+    def rename(self, old: str, new: str) -> None:
+        self._store.rename_person(old, _check_name(new))
+        self._reload()
+
+    def people(self) -> list[PersonRecord]:
+        return self._store.people()
+
+    # -- search ------------------------------------------------------------------
+    def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
+        """The ``top_k`` nearest people to an embedding (each by their closest template).
+
+        One float32 matrix product ranks every template; the distances reported for
+        the chosen people are then recomputed exactly from their own templates.
+        """
+        self._sync()
+        if not len(self._owners):
+            return []
+        query = np.asarray(embedding, np.float32)
+        dist = self._metric.pairwise(query[None, :], self._matrix)[0]
+        best = np.full(int(self._owners.max()) + 1, np.inf, dtype=np.float64)
+        np.minimum.at(best, self._owners, dist)
+        k = min(top_k, len(self._names))
+        nearest = np.argpartition(best, k - 1)[:k]
+        exact = [
+            (float(self._metric(query.astype(np.float64), self._matrix[self._owners == p]).min()), int(p))
+            for p in nearest
+            if np.isfinite(best[p])
+        ]
+        return [Candidate(self._names[p], round(d, 6)) for d, p in sorted(exact)]
+
+    def identify(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
+        """Who is the (largest) face in ``img``? Open set: "unknown" is an answer.
+
+        A photo without a face raises :class:`~facegate.errors.NoFaceError`.
+        """
+        start = time.perf_counter()
+        face = represent(img, self.model_name, self.detector_backend, "largest", tta=self.tta, label="the probe")[0]
+        return self._identify_face(face, top_k, threshold, start)
+
+    def identify_all(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> list[IdentifyResult]:
+        """Identify every face in ``img``, largest first."""
+        start = time.perf_counter()
+        faces = represent(img, self.model_name, self.detector_backend, "all", tta=self.tta, label="the probe")
+        return [self._identify_face(face, top_k, threshold, start) for face in faces]
+
+    def _identify_face(self, face: Face, top_k: int, threshold: float | None, start: float) -> IdentifyResult:
+        limit = self.threshold if threshold is None else float(threshold)
+        candidates = self.search(face.embedding, top_k)
+        best = candidates[0] if candidates else None
+        return IdentifyResult(
+            identity=best.name if best is not None and best.distance <= limit else None,
+            distance=best.distance if best is not None else None,
+            threshold=limit,
+            candidates=candidates,
+            model=self.model_name,
+            detector_backend=self.detector_backend,
+            similarity_metric=self.metric_name,
+            facial_area=face.facial_area.to_dict(),
+            time=round(time.perf_counter() - start, 4),
+        )
+
+    def verify_identity(
+        self, img: ImageInput, name: str, threshold: float | None = None, require_nearest: bool = True
+    ) -> VerifyResult:
+        """The door check: is the face in ``img`` the enrolled person ``name``?
+
+        The probe is compared with every template of ``name`` and the closest decides
+        against the threshold. With ``require_nearest`` (the default) the door also
+        stays shut when another enrolled person is closer to the probe than ``name``
+        is: a resident claiming to be a colleague they resemble is refused even when
+        the resemblance is within the threshold.
+        """
+        start = time.perf_counter()
+        self._sync()
+        person = self._store.person_id(name)  # raises PersonNotFoundError before any work
+        face = represent(img, self.model_name, self.detector_backend, "largest", tta=self.tta, label="the probe")[0]
+        limit = self.threshold if threshold is None else float(threshold)
+        rows = self._matrix[self._owners == person]
+        dist = float(self._metric(face.embedding.astype(np.float64), rows).min())
+        verified = dist <= limit
+        if verified and require_nearest:
+            nearest = self.search(face.embedding, top_k=1)[0]
+            verified = nearest.name == name or nearest.distance >= round(dist, 6)
+        return VerifyResult(
+            verified=bool(verified),
+            distance=round(dist, 6),
+            threshold=limit,
+            model=self.model_name,
+            detector_backend=self.detector_backend,
+            similarity_metric=self.metric_name,
+            facial_areas={"img1": face.facial_area.to_dict()},
+            time=round(time.perf_counter() - start, 4),
+            identity=name,
+        )
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise GalleryError("a person's name must be a non-empty string")
+    if name != name.strip():
+        raise GalleryError(f"a person's name must not start or end with spaces: {name!r}")
+    return name
+
+
+__all__ = ["Gallery"]

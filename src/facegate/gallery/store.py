@@ -1,0 +1,217 @@
+"""The gallery's persistent store: one SQLite file (WAL), people and their templates.
+
+Schema: ``meta`` (the model the gallery is built with), ``people`` (unique names),
+``templates`` (one row per enrolled photo: embedding, model, source image SHA-256,
+face box). Every write method runs in one transaction: all of it lands or none.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from facegate.errors import (
+    DuplicatePersonError,
+    DuplicateTemplateError,
+    GalleryError,
+    ModelMismatchError,
+    PersonNotFoundError,
+)
+
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY,
+    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    embedding BLOB NOT NULL,
+    model TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    box TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (person_id, image_sha256)
+);
+CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
+"""
+
+
+@dataclass(frozen=True)
+class NewTemplate:
+    embedding: np.ndarray
+    image_sha256: str
+    box: dict
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    name: str
+    templates: int
+    created_at: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "templates": self.templates, "created_at": self.created_at}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class GalleryStore:
+    """SQLite persistence of a gallery; knows nothing of images or models."""
+
+    def __init__(self, path: str | Path, model: str, dim: int) -> None:
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            with self.transaction():
+                for statement in _SCHEMA.strip().split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._init_meta(model, dim)
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"cannot open the gallery {self.path}: {exc}") from exc
+        self.model = model
+        self.dim = dim
+
+    def _init_meta(self, model: str, dim: int) -> None:
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            rows = [("model", model), ("dim", str(dim)), ("schema_version", SCHEMA_VERSION), ("created_at", _now())]
+            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
+        elif meta.get("model") != model:
+            raise ModelMismatchError(
+                f"the gallery {self.path} holds {meta.get('model')!r} embeddings; it cannot be used with "
+                f"model {model!r} (embeddings of different models cannot be compared)"
+            )
+
+    @staticmethod
+    def stored_model(path: str | Path) -> str | None:
+        """The model a gallery file was built with, or None for a new or empty file."""
+        if str(path) == ":memory:" or not Path(path).is_file():
+            return None
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                row = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise GalleryError(f"{path} is not a facegate gallery: {exc}") from exc
+        return row[0] if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes when another connection commits to the file (SQLite's data_version)."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads ------------------------------------------------------------
+    def person_id(self, name: str) -> int:
+        row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"{name!r} is not enrolled")
+        return int(row[0])
+
+    def people(self) -> list[PersonRecord]:
+        rows = self._db.execute(
+            "SELECT p.name, COUNT(t.id), p.created_at FROM people p "
+            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name"
+        ).fetchall()
+        return [PersonRecord(name, count, created) for name, count, created in rows]
+
+    def load_matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        """All templates: (template ids, owner person ids, embeddings (n, dim) float32, names)."""
+        rows = self._db.execute("SELECT id, person_id, embedding FROM templates ORDER BY id").fetchall()
+        names = dict(self._db.execute("SELECT id, name FROM people").fetchall())
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        owners = np.array([r[1] for r in rows], dtype=np.int64)
+        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+        return ids, owners, matrix.copy(), names
+
+    # -- writes (each one transaction) -------------------------------------
+    def add_person(self, name: str, templates: Sequence[NewTemplate]) -> tuple[int, list[int]]:
+        with self.transaction() as db:
+            try:
+                cursor = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
+            except sqlite3.IntegrityError:
+                raise DuplicatePersonError(f"{name!r} is already enrolled; add photos to them instead") from None
+            person = int(cursor.lastrowid)
+            return person, self._insert_templates(db, person, name, templates)
+
+    def add_templates(self, name: str, templates: Sequence[NewTemplate]) -> tuple[int, list[int]]:
+        with self.transaction() as db:
+            person = self.person_id(name)
+            return person, self._insert_templates(db, person, name, templates)
+
+    def _insert_templates(
+        self, db: sqlite3.Connection, person: int, name: str, templates: Sequence[NewTemplate]
+    ) -> list[int]:
+        ids = []
+        for t in templates:
+            vector = np.asarray(t.embedding, dtype=np.float32)
+            if vector.shape != (self.dim,):
+                raise GalleryError(f"embedding of shape {vector.shape} does not fit this gallery ({self.dim},)")
+            try:
+                cursor = db.execute(
+                    "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (person, vector.tobytes(), self.model, t.image_sha256, json.dumps(t.box), _now()),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateTemplateError(
+                    f"this photo (sha256 {t.image_sha256[:12]}…) is already enrolled for {name!r}"
+                ) from None
+            ids.append(int(cursor.lastrowid))
+        return ids
+
+    def add_many(self, people: dict[str, Sequence[NewTemplate]]) -> None:
+        """Add templates to many people (enrolling the new ones) in one transaction."""
+        with self.transaction() as db:
+            known = dict(db.execute("SELECT name, id FROM people").fetchall())
+            for name, templates in people.items():
+                person = known.get(name)
+                if person is None:
+                    cursor = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
+                    person = int(cursor.lastrowid)
+                self._insert_templates(db, person, name, templates)
+
+    def remove_person(self, name: str) -> int:
+        with self.transaction() as db:
+            person = self.person_id(name)
+            removed = db.execute("DELETE FROM templates WHERE person_id = ?", (person,)).rowcount
+            db.execute("DELETE FROM people WHERE id = ?", (person,))
+            return int(removed)
+
+    def rename_person(self, old: str, new: str) -> int:
+        with self.transaction() as db:
+            person = self.person_id(old)
+            try:
+                db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
+            except sqlite3.IntegrityError:
+                raise DuplicatePersonError(f"{new!r} is already enrolled") from None
+            return person

@@ -1,0 +1,201 @@
+"""Detect → align → embed: from images to face embeddings.
+
+``represent`` handles one image; ``represent_many`` handles a list with batched
+embedding (one network call for many faces), optional worker processes for
+decoding and detection, and a progress bar. Both return :class:`Face` objects that
+keep the box and landmarks the embedding came from.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from facegate.detection import FacialArea, get_detector
+from facegate.errors import FacegateError, MultipleFacesError, NoFaceError
+from facegate.images import ImageInput, load_image
+from facegate.models import EmbeddingModel, get_model
+
+MultiFacePolicy = Literal["largest", "all", "error"]
+
+DEFAULT_MODEL = "dlib-resnet"
+DEFAULT_DETECTOR = "hog"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face's embedding and where it came from."""
+
+    embedding: np.ndarray
+    facial_area: FacialArea
+    model: str
+    detector: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "embedding": [round(float(v), 6) for v in self.embedding],
+            "facial_area": self.facial_area.to_dict(),
+            "model": self.model,
+            "detector_backend": self.detector,
+        }
+
+
+def auto_upsample(image: np.ndarray) -> list[int]:
+    """Upsampling levels to try, in order, until a face is found.
+
+    A face must be about 80 px wide for dlib's HOG window; small images get a second
+    (and, when tiny, a third) search at double and quadruple size.
+    """
+    short_side = min(image.shape[:2])
+    if short_side <= 160:
+        return [0, 1, 2]
+    if short_side <= 1200:
+        return [0, 1]
+    return [0]
+
+
+def detect_faces(
+    image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None
+) -> list[FacialArea]:
+    """Every face in an RGB uint8 image, largest first.
+
+    With ``upsample=None`` the image is searched again at higher resolution only
+    when nothing is found at the lower one.
+    """
+    detector = get_detector(detector_backend)
+    levels = auto_upsample(image) if upsample is None else [upsample]
+    faces: list[FacialArea] = []
+    for level in levels:
+        faces = detector.detect(image, upsample=level)
+        if faces:
+            break
+    return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def select_faces(faces: list[FacialArea], policy: MultiFacePolicy, label: str = "the image") -> list[FacialArea]:
+    """Apply the several-faces policy; no face at all is always an error."""
+    if not faces:
+        raise NoFaceError(f"no face found in {label}")
+    if policy == "all":
+        return faces
+    if policy == "error" and len(faces) > 1:
+        raise MultipleFacesError(f"{len(faces)} faces found in {label}; expected exactly one")
+    if policy not in ("largest", "error"):
+        raise ValueError(f"unknown multi-face policy {policy!r}; use largest, all or error")
+    return faces[:1]
+
+
+def embed_chips(model: EmbeddingModel, chips: Sequence[np.ndarray], tta: bool = False) -> np.ndarray:
+    """Embeddings of aligned chips; with ``tta`` each is averaged with its mirror image."""
+    chips = list(chips)
+    if not tta or not chips:
+        return model.embed(chips)
+    both = model.embed(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
+    mean = both[: len(chips)] + both[len(chips) :]
+    if model.normalized:
+        return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
+    return (mean / 2).astype(np.float32)
+
+
+def represent(
+    img: ImageInput,
+    model_name: str = DEFAULT_MODEL,
+    detector_backend: str = DEFAULT_DETECTOR,
+    multi_face: MultiFacePolicy = "largest",
+    upsample: int | None = None,
+    tta: bool = False,
+    label: str = "the image",
+) -> list[Face]:
+    """Embeddings of the faces in one image, under the several-faces policy."""
+    model = get_model(model_name)
+    image = load_image(img)
+    faces = select_faces(detect_faces(image, detector_backend, upsample), multi_face, label)
+    vectors = embed_chips(model, [model.chip(image, f) for f in faces], tta=tta)
+    return [Face(v, f, model.name, detector_backend) for v, f in zip(vectors, faces, strict=True)]
+
+
+@dataclass(frozen=True)
+class _Job:
+    model_name: str
+    detector_backend: str
+    multi_face: MultiFacePolicy
+    upsample: int | None
+    tta: bool
+
+
+def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[list[Face] | FacegateError]:
+    """Detect and align every image of a chunk, then embed all their chips in one call."""
+    model = get_model(job.model_name)
+    found: list[list[FacialArea] | FacegateError] = []
+    chips: list[np.ndarray] = []
+    for img, label in chunk:
+        try:
+            image = load_image(img)
+            faces = select_faces(detect_faces(image, job.detector_backend, job.upsample), job.multi_face, label)
+        except FacegateError as exc:
+            found.append(exc)
+            continue
+        found.append(faces)
+        chips.extend(model.chip(image, f) for f in faces)
+    vectors = iter(embed_chips(model, chips, tta=job.tta))
+    return [
+        item
+        if isinstance(item, FacegateError)
+        else [Face(next(vectors), f, model.name, job.detector_backend) for f in item]
+        for item in found
+    ]
+
+
+def represent_many(
+    images: Iterable[ImageInput],
+    model_name: str = DEFAULT_MODEL,
+    detector_backend: str = DEFAULT_DETECTOR,
+    multi_face: MultiFacePolicy = "largest",
+    upsample: int | None = None,
+    tta: bool = False,
+    batch_size: int = 16,
+    workers: int | None = None,
+    progress: bool = False,
+    labels: Sequence[str] | None = None,
+) -> list[list[Face] | FacegateError]:
+    """Embeddings for many images: one entry per image, its faces or the error it raised.
+
+    Images go in chunks of ``batch_size`` to ``workers`` processes (``None``: one per
+    CPU core), each detecting, aligning and embedding its chunk with one model call.
+    Errors are returned in place, not raised, so one bad photo does not stop a run.
+    """
+    images = list(images)
+    names = list(labels) if labels is not None else [f"image {i}" for i in range(len(images))]
+    job = _Job(model_name, detector_backend, multi_face, upsample, tta)
+    get_model(model_name)  # fail fast on an unknown model, before any worker starts
+    get_detector(detector_backend)
+    items = list(zip(images, names, strict=True))
+    chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    n_workers = min(len(chunks), (os.cpu_count() or 1) if workers is None else max(1, workers))
+
+    results: list[list[Face] | FacegateError] = []
+    with _progress(len(images), progress) as bar:
+        if n_workers <= 1:
+            for chunk in chunks:
+                results.extend(_represent_chunk(job, chunk))
+                bar.update(len(chunk))
+            return results
+        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        with ProcessPoolExecutor(n_workers, mp_context=context) as executor:
+            for out in executor.map(_represent_chunk, [job] * len(chunks), chunks):
+                results.extend(out)
+                bar.update(len(out))
+    return results
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="img", desc="embedding")

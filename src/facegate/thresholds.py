@@ -1,0 +1,82 @@
+"""Decision thresholds per (model, metric), calibrated on LFW View 1.
+
+The packaged table (``facegate/data/thresholds.json``) is written by
+``scripts/calibrate_thresholds.py`` from LFW's ``pairsDevTrain.txt``. A user file
+(``$FACEGATE_THRESHOLDS``, default ``~/.config/facegate/thresholds.json``), written by
+``facegate calibrate``, overrides it entry by entry. A caller's explicit
+``threshold=`` overrides both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from facegate.errors import FacegateError
+
+PACKAGED = "thresholds.json"
+
+
+class ThresholdUnavailableError(FacegateError):
+    """No calibrated threshold exists for this (model, metric)."""
+
+    exit_code = 2
+
+
+def user_file() -> Path:
+    override = os.environ.get("FACEGATE_THRESHOLDS")
+    if override:
+        return Path(override).expanduser()
+    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return base / "facegate" / "thresholds.json"
+
+
+@cache
+def packaged_table() -> dict[str, dict[str, dict[str, Any]]]:
+    text = resources.files("facegate").joinpath("data", PACKAGED).read_text(encoding="utf-8")
+    return json.loads(text)["thresholds"]
+
+
+def _user_table() -> dict[str, dict[str, dict[str, Any]]]:
+    path = user_file()
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("thresholds", {})
+    except (OSError, ValueError) as exc:
+        raise FacegateError(f"cannot read the threshold file {path}: {exc}") from exc
+
+
+def threshold_entry(model: str, metric: str) -> dict[str, Any]:
+    """The table entry (``threshold`` plus how it was calibrated) for (model, metric)."""
+    for table in (_user_table(), packaged_table()):
+        entry = table.get(model, {}).get(metric)
+        if entry is not None:
+            return entry
+    raise ThresholdUnavailableError(
+        f"no calibrated threshold for model {model!r} with metric {metric!r}; "
+        "pass threshold=... or run `facegate calibrate`"
+    )
+
+
+def find_threshold(model: str, metric: str, override: float | None = None) -> float:
+    """The threshold to use: the caller's, else the user's calibration, else the packaged one."""
+    if override is not None:
+        return float(override)
+    return float(threshold_entry(model, metric)["threshold"])
+
+
+def save_threshold(model: str, metric: str, value: float, **details: Any) -> Path:
+    """Record a calibrated threshold in the user file (atomically) and return its path."""
+    path = user_file()
+    data: dict[str, Any] = {"thresholds": _user_table()}
+    data["thresholds"].setdefault(model, {})[metric] = {"threshold": float(value), **details}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path

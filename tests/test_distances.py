@@ -1,0 +1,91 @@
+"""Distance metrics and the threshold table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from facegate.distances import METRICS, distance, get_metric, pairwise
+from facegate.errors import UnknownNameError
+from facegate.thresholds import (
+    ThresholdUnavailableError,
+    find_threshold,
+    packaged_table,
+    save_threshold,
+    threshold_entry,
+)
+
+
+def test_known_values():
+    a, b = np.array([3.0, 0.0]), np.array([0.0, 4.0])
+    assert distance(a, b, "euclidean") == pytest.approx(5.0)
+    assert distance(a, b, "euclidean_l2") == pytest.approx(np.sqrt(2))
+    assert distance(a, b, "cosine") == pytest.approx(1.0)
+    assert distance(a, 2 * a, "cosine") == pytest.approx(0.0)
+    assert distance(a, -a, "euclidean_l2") == pytest.approx(2.0)
+
+
+def test_unknown_metric_lists_the_choices():
+    with pytest.raises(UnknownNameError, match="cosine"):
+        distance(np.zeros(2), np.zeros(2), "manhattan")
+
+
+vectors = arrays(np.float64, st.tuples(st.integers(1, 6), st.just(8)), elements=st.floats(-10, 10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(vectors, vectors, st.sampled_from(["euclidean", "euclidean_l2", "cosine"]))
+def test_pairwise_matches_elementwise(a, b, name):
+    metric = get_metric(name)
+    expected = metric(a[:, None, :], b[None, :, :])
+    np.testing.assert_allclose(pairwise(a, b, name), expected, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vectors, st.sampled_from(["euclidean", "euclidean_l2", "cosine"]))
+def test_metric_properties(a, name):
+    d = pairwise(a, a, name)
+    assert (d >= 0).all()
+    np.testing.assert_allclose(d, d.T, atol=1e-9)
+    nonzero = np.linalg.norm(a, axis=1) > 1e-6
+    np.testing.assert_allclose(np.diag(d)[nonzero], 0.0, atol=1e-6)
+
+
+def test_float32_gallery_is_not_upcast():
+    gallery = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
+    assert pairwise(gallery[:1], gallery, "euclidean").dtype == np.float32
+
+
+def test_every_metric_is_registered():
+    assert set(METRICS.names()) >= {"euclidean", "euclidean_l2", "cosine"}
+
+
+def test_packaged_table_covers_the_builtin_models():
+    table = packaged_table()
+    for model in ("dlib-resnet", "pixels"):
+        for metric in ("euclidean", "euclidean_l2", "cosine"):
+            entry = table[model][metric]
+            assert 0.0 < entry["threshold"] < 2.0
+            assert entry["calibrated_on"] == "LFW View 1 pairsDevTrain.txt"
+
+
+def test_threshold_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "t.json"))
+    packaged = find_threshold("dlib-resnet", "euclidean")
+    assert find_threshold("dlib-resnet", "euclidean", override=0.3) == 0.3
+    path = save_threshold("dlib-resnet", "euclidean", 0.42, target_fmr=0.001)
+    assert json.loads(path.read_text())["thresholds"]["dlib-resnet"]["euclidean"]["threshold"] == 0.42
+    assert find_threshold("dlib-resnet", "euclidean") == 0.42 != packaged
+    assert threshold_entry("dlib-resnet", "euclidean")["target_fmr"] == 0.001
+    assert find_threshold("dlib-resnet", "cosine") == packaged_table()["dlib-resnet"]["cosine"]["threshold"]
+
+
+def test_missing_threshold_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "none.json"))
+    with pytest.raises(ThresholdUnavailableError, match="calibrate"):
+        find_threshold("no-such-model", "euclidean")

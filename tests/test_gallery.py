@@ -1,0 +1,195 @@
+"""The gallery on synthetic faces: transactions, rename, remove, model mixing, reopening."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from facegate.errors import (
+    DuplicatePersonError,
+    DuplicateTemplateError,
+    GalleryError,
+    ImageError,
+    ModelMismatchError,
+    NoFaceError,
+    PersonNotFoundError,
+)
+from facegate.gallery import Gallery
+
+from .conftest import solid
+
+RED, GREEN, BLUE, BLACK = (200, 20, 20), (20, 200, 20), (20, 20, 200), (0, 0, 0)
+
+
+def snapshot(gallery: Gallery):
+    return [(r.name, r.templates) for r in gallery.people()], gallery.template_count
+
+
+def test_enroll_identify_and_unknown(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED), solid((190, 25, 20))])
+    fake_gallery.enroll("green", [solid(GREEN)])
+    assert fake_gallery.template_count == 3 and len(fake_gallery) == 2
+    result = fake_gallery.identify(solid((195, 22, 22)))
+    assert result.identity == "red" and result.known
+    assert [c.name for c in result.candidates] == ["red", "green"]
+    assert result.distance < 0.05
+    stranger = fake_gallery.identify(solid(BLUE))
+    assert stranger.identity is None and not stranger.known
+    assert stranger.candidates  # still reports who was closest
+    assert set(stranger.to_dict()) >= {"identity", "distance", "threshold", "candidates", "model", "time"}
+
+
+def test_identify_on_empty_gallery_is_unknown(fake_gallery):
+    result = fake_gallery.identify(solid(RED))
+    assert result.identity is None and result.candidates == [] and result.distance is None
+
+
+def test_no_face_is_an_error_never_a_match(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED)])
+    with pytest.raises(NoFaceError):
+        fake_gallery.identify(solid(BLACK))
+    with pytest.raises(NoFaceError):
+        fake_gallery.verify_identity(solid(BLACK), "red")
+
+
+def test_failed_enrollment_leaves_gallery_unchanged(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED)])
+    before = snapshot(fake_gallery)
+    with pytest.raises(NoFaceError):
+        fake_gallery.enroll("green", [solid(GREEN), solid(BLACK)])
+    with pytest.raises(ImageError):
+        fake_gallery.enroll("green", [solid(GREEN), b"not an image"])
+    with pytest.raises(NoFaceError):
+        fake_gallery.add_photos("red", [solid((180, 30, 30)), solid(BLACK)])
+    assert snapshot(fake_gallery) == before
+    assert "green" not in fake_gallery
+
+
+def test_duplicate_photo_in_one_call_rolls_back(fake_gallery):
+    with pytest.raises(DuplicateTemplateError):
+        fake_gallery.enroll("red", [solid(RED), solid(RED)])
+    assert snapshot(fake_gallery) == ([], 0)
+
+
+def test_duplicate_names_and_unknown_people(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED)])
+    with pytest.raises(DuplicatePersonError):
+        fake_gallery.enroll("red", [solid((10, 10, 10))])
+    with pytest.raises(PersonNotFoundError):
+        fake_gallery.remove("nobody")
+    with pytest.raises(PersonNotFoundError):
+        fake_gallery.verify_identity(solid(RED), "nobody")
+    with pytest.raises(GalleryError):
+        fake_gallery.enroll("  ", [solid(GREEN)])
+
+
+def test_rename_and_remove(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED)])
+    fake_gallery.enroll("green", [solid(GREEN), solid((25, 190, 25))])
+    fake_gallery.rename("red", "scarlet")
+    assert fake_gallery.identify(solid(RED)).identity == "scarlet"
+    with pytest.raises(DuplicatePersonError):
+        fake_gallery.rename("scarlet", "green")
+    assert fake_gallery.remove("green") == 2
+    assert [r.name for r in fake_gallery.people()] == ["scarlet"]
+    assert fake_gallery.identify(solid(GREEN)).identity is None
+
+
+def test_verify_identity_door_check(fake_gallery):
+    fake_gallery.enroll("red", [solid(RED)])
+    fake_gallery.enroll("green", [solid(GREEN)])
+    ok = fake_gallery.verify_identity(solid((198, 21, 20)), "red")
+    assert ok.verified and ok.identity == "red"
+    no = fake_gallery.verify_identity(solid(GREEN), "red")
+    assert not no.verified and no.distance > no.threshold
+
+
+def test_reopening_keeps_everything(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
+        g.enroll("red", [solid(RED), solid((180, 30, 30))])
+        g.enroll("green", [solid(GREEN)])
+        g.rename("green", "lime")
+    with Gallery(path, detector_backend="flat", threshold=0.1) as g:  # model read from the file
+        assert g.model_name == "mean-colour"
+        assert [(r.name, r.templates) for r in g.people()] == [("lime", 1), ("red", 2)]
+        assert g.identify(solid(GREEN)).identity == "lime"
+
+
+def test_model_mixing_is_refused(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
+        g.enroll("red", [solid(RED)])
+    with pytest.raises(ModelMismatchError, match="mean-colour"):
+        Gallery(path, model_name="pixels")
+
+
+def test_store_records_template_metadata(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
+        g.enroll("red", [solid(RED)])
+    with sqlite3.connect(path) as db:
+        model, sha, box = db.execute("SELECT model, image_sha256, box FROM templates").fetchone()
+        journal = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert model == "mean-colour" and len(sha) == 64 and '"w": 32' in box
+    assert journal == "wal"
+
+
+def test_changes_by_another_process_are_seen(tmp_path):
+    path = tmp_path / "g.sqlite"
+    with (
+        Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as reader,
+        Gallery(path, detector_backend="flat", threshold=0.1) as writer,
+    ):
+        assert reader.identify(solid(RED)).identity is None
+        writer.enroll("red", [solid(RED)])
+        assert reader.identify(solid(RED)).identity == "red"
+
+
+def test_enroll_many_is_per_person_all_or_nothing(fake_gallery):
+    report = fake_gallery.enroll_many(
+        {"red": [solid(RED)], "green": [solid(GREEN), solid(BLACK)], "blue": [solid(BLUE)]}, progress=False
+    )
+    assert report.enrolled == {"red": 1, "blue": 1}
+    assert "no face" in report.failed["green"]
+    assert "green" not in fake_gallery
+    again = fake_gallery.enroll_many({"red": [solid((10, 10, 100))]})
+    assert again.skipped == ["red"] and fake_gallery.template_count == 2
+
+
+def test_search_top_k_orders_people_by_their_closest_template(fake_gallery):
+    fake_gallery.add_embeddings("a", np.array([[0.0, 0, 0], [0.9, 0.9, 0.9]]))
+    fake_gallery.add_embeddings("b", np.array([[0.2, 0, 0]]))
+    fake_gallery.add_embeddings("c", np.array([[0.5, 0, 0]]))
+    found = fake_gallery.search(np.array([0.85, 0.9, 0.9]), top_k=2)
+    assert [c.name for c in found] == ["a", "c"]
+    assert found[0].distance == pytest.approx(0.05, abs=1e-6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abcde"), st.lists(st.floats(0, 1), min_size=3, max_size=3)),
+        min_size=1,
+        max_size=25,
+    ),
+    st.lists(st.floats(0, 1), min_size=3, max_size=3),
+)
+def test_search_agrees_with_brute_force(tmp_path_factory, templates, query):
+    with Gallery(":memory:", model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
+        for name, vector in templates:
+            g.add_embeddings(name, np.array([vector]), sources=[str(np.random.random())])
+        best: dict[str, float] = {}
+        for name, vector in templates:
+            d = float(np.linalg.norm(np.float32(vector) - np.float32(query)))
+            best[name] = min(best.get(name, np.inf), d)
+        found = g.search(np.array(query), top_k=5)
+        assert [c.name for c in found][:1] == [min(best, key=best.get)] or np.isclose(
+            found[0].distance, min(best.values()), atol=1e-5
+        )
+        assert [c.distance for c in found] == sorted(c.distance for c in found)
+        np.testing.assert_allclose([c.distance for c in found], sorted(best.values())[:5], atol=1e-5)
