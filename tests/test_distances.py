@@ -89,3 +89,11 @@ def test_missing_threshold_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "none.json"))
     with pytest.raises(ThresholdUnavailableError, match="calibrate"):
         find_threshold("no-such-model", "euclidean")
+
+
+@settings(max_examples=40, deadline=None)
+@given(vectors, st.sampled_from(["euclidean", "euclidean_l2", "cosine"]))
+def test_prepared_search_matches_pairwise(matrix, name):
+    metric = get_metric(name)
+    query = matrix[0] * 0.5 + 0.1
+    np.testing.assert_allclose(metric.prepare(matrix)(query), metric.pairwise(query[None], matrix)[0], atol=1e-6)

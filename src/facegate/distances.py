@@ -9,6 +9,7 @@ templates costs one BLAS call.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -39,6 +40,14 @@ class Metric(ABC):
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The (n, m) distances between the rows of ``a`` (n, D) and ``b`` (m, D)."""
 
+    def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """A function from one query vector to its distances to every row of ``matrix``.
+
+        Metrics precompute what does not depend on the query (row norms, unit rows),
+        so a search over a large gallery is one matrix-vector product.
+        """
+        return lambda query: self.pairwise(query[None, :], matrix)[0]
+
 
 METRICS: Registry[Metric] = Registry("metric")
 
@@ -60,6 +69,19 @@ class Euclidean(Metric):
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.sqrt(_squared_euclidean_matrix(_rows(a), _rows(b)))
 
+    def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return _prepared_euclidean(_rows(matrix))
+
+
+def _prepared_euclidean(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    squared_norms = np.einsum("ij,ij->i", matrix, matrix)
+
+    def distances(query: np.ndarray) -> np.ndarray:
+        q = np.asarray(query, matrix.dtype)
+        return np.sqrt(np.maximum(squared_norms + q @ q - 2.0 * (matrix @ q), 0.0))
+
+    return distances
+
 
 @METRICS.register("euclidean_l2")
 class EuclideanL2(Metric):
@@ -73,6 +95,10 @@ class EuclideanL2(Metric):
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.sqrt(_squared_euclidean_matrix(l2_normalise(_rows(a)), l2_normalise(_rows(b))))
 
+    def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        inner = _prepared_euclidean(l2_normalise(_rows(matrix)))
+        return lambda query: inner(l2_normalise(query))
+
 
 @METRICS.register("cosine")
 class Cosine(Metric):
@@ -85,6 +111,10 @@ class Cosine(Metric):
 
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.clip(1.0 - l2_normalise(_rows(a)) @ l2_normalise(_rows(b)).T, 0.0, 2.0)
+
+    def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        unit = l2_normalise(_rows(matrix))
+        return lambda query: np.clip(1.0 - unit @ l2_normalise(query).astype(unit.dtype), 0.0, 2.0)
 
 
 def _rows(x: np.ndarray) -> np.ndarray:

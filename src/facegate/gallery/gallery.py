@@ -15,6 +15,7 @@ import numpy as np
 
 from facegate.distances import get_metric
 from facegate.errors import GalleryError
+from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
 from facegate.images import ImageInput, image_sha256
@@ -75,10 +76,11 @@ class Gallery:
 
     @property
     def template_count(self) -> int:
-        return len(self._owners)
+        return len(self._index)
 
     def _reload(self) -> None:
-        self._ids, self._owners, self._matrix, self._names = self._store.load_matrix()
+        _, owners, matrix, self._names = self._store.load_matrix()
+        self._index = TemplateIndex(owners, matrix, self._names, self._metric)
         self._version = self._store.data_version()
 
     def _sync(self) -> None:
@@ -202,26 +204,9 @@ class Gallery:
 
     # -- search ------------------------------------------------------------------
     def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
-        """The ``top_k`` nearest people to an embedding (each by their closest template).
-
-        One float32 matrix product ranks every template; the distances reported for
-        the chosen people are then recomputed exactly from their own templates.
-        """
+        """The ``top_k`` nearest people to an embedding (each by their closest template)."""
         self._sync()
-        if not len(self._owners):
-            return []
-        query = np.asarray(embedding, np.float32)
-        dist = self._metric.pairwise(query[None, :], self._matrix)[0]
-        best = np.full(int(self._owners.max()) + 1, np.inf, dtype=np.float64)
-        np.minimum.at(best, self._owners, dist)
-        k = min(top_k, len(self._names))
-        nearest = np.argpartition(best, k - 1)[:k]
-        exact = [
-            (float(self._metric(query.astype(np.float64), self._matrix[self._owners == p]).min()), int(p))
-            for p in nearest
-            if np.isfinite(best[p])
-        ]
-        return [Candidate(self._names[p], round(d, 6)) for d, p in sorted(exact)]
+        return [Candidate(name, round(d, 6)) for name, d in self._index.nearest(embedding, top_k)]
 
     def identify(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
         """Who is the (largest) face in ``img``? Open set: "unknown" is an answer.
@@ -270,8 +255,7 @@ class Gallery:
         person = self._store.person_id(name)  # raises PersonNotFoundError before any work
         face = represent(img, self.model_name, self.detector_backend, "largest", tta=self.tta, label="the probe")[0]
         limit = self.threshold if threshold is None else float(threshold)
-        rows = self._matrix[self._owners == person]
-        dist = float(self._metric(face.embedding.astype(np.float64), rows).min())
+        dist = self._index.exact_distance(face.embedding, person)
         verified = dist <= limit
         if verified and require_nearest:
             nearest = self.search(face.embedding, top_k=1)[0]
