@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import tempfile
@@ -36,10 +37,8 @@ def pipeline_speed(paths: list[Path]) -> None:
     start = time.perf_counter()
     cpu0 = time.process_time()
     for p in paths:
-        try:
+        with contextlib.suppress(facegate.FacegateError):
             facegate.represent(p)
-        except facegate.FacegateError:
-            pass
     one = time.perf_counter() - start
     one_cpu = time.process_time() - cpu0
     start = time.perf_counter()

@@ -21,6 +21,7 @@ from facegate.datasets.lfw import pair_images, read_pairs
 from facegate.distances import METRICS, get_metric
 from facegate.evaluate.cache import embed_files
 from facegate.evaluate.metrics import best_threshold, eer, fnmr_at_fmr
+from facegate.pipeline import DEFAULT_TTA
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE = REPO / "src" / "facegate" / "data" / "thresholds.json"
@@ -49,7 +50,7 @@ def main() -> None:
     rel = {str(args.lfw / "images" / p): p for p in pair_images(pairs)}
     table: dict[str, dict[str, dict]] = {}
     for model, detector in MODELS.items():
-        embedded = embed_files(paths, model, detector, cache_dir=args.cache, progress=True)
+        embedded = embed_files(paths, model, detector, tta=DEFAULT_TTA, cache_dir=args.cache, progress=True)
         embedded = type(embedded)(
             [rel[p] for p in embedded.paths], embedded.vectors, embedded.errors, embedded.boxes, model, detector
         )
@@ -63,6 +64,7 @@ def main() -> None:
                 "calibrated_on": "LFW View 1 pairsDevTrain.txt",
                 "rule": "highest accuracy",
                 "detector": detector,
+                "flip_tta": DEFAULT_TTA,
                 "train_accuracy": round(train_acc, 4),
                 "train_eer": round(rate, 4),
                 "train_fnmr_at_fmr_1e-2": None if at_1e2 is None else round(at_1e2[0], 4),

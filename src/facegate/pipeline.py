@@ -27,6 +27,9 @@ MultiFacePolicy = Literal["largest", "all", "error"]
 
 DEFAULT_MODEL = "dlib-resnet"
 DEFAULT_DETECTOR = "hog"
+#: average each face's embedding with its mirror image's (test-time augmentation):
+#: about 1.8x the CPU time of a plain pass, fewer errors on LFW (see bench/lfw_accuracy.py)
+DEFAULT_TTA = True
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def embed_chips(model: EmbeddingModel, chips: Sequence[np.ndarray], tta: bool = 
     both = model.embed(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
     mean = both[: len(chips)] + both[len(chips) :]
     if model.normalized:
-        return (mean / np.linalg.norm(mean, axis=1, keepdims=True)).astype(np.float32)
+        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     return (mean / 2).astype(np.float32)
 
 
@@ -110,15 +113,14 @@ def represent(
     detector_backend: str = DEFAULT_DETECTOR,
     multi_face: MultiFacePolicy = "largest",
     upsample: int | None = None,
-    tta: bool = False,
+    tta: bool = DEFAULT_TTA,
     label: str = "the image",
 ) -> list[Face]:
     """Embeddings of the faces in one image, under the several-faces policy."""
-    model = get_model(model_name)
-    image = load_image(img)
-    faces = select_faces(detect_faces(image, detector_backend, upsample), multi_face, label)
-    vectors = embed_chips(model, [model.chip(image, f) for f in faces], tta=tta)
-    return [Face(v, f, model.name, detector_backend) for v, f in zip(vectors, faces, strict=True)]
+    out = _represent_chunk(_Job(model_name, detector_backend, multi_face, upsample, tta), [(img, label)])[0]
+    if isinstance(out, FacegateError):
+        raise out
+    return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def represent_many(
     detector_backend: str = DEFAULT_DETECTOR,
     multi_face: MultiFacePolicy = "largest",
     upsample: int | None = None,
-    tta: bool = False,
+    tta: bool = DEFAULT_TTA,
     batch_size: int = 16,
     workers: int | None = None,
     progress: bool = False,

@@ -9,7 +9,7 @@ from typing import Any
 from facegate.distances import distance as metric_distance
 from facegate.images import ImageInput
 from facegate.models import get_model
-from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, represent
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA, represent
 from facegate.thresholds import find_threshold
 
 
@@ -39,7 +39,7 @@ def verify(
     detector_backend: str = DEFAULT_DETECTOR,
     distance_metric: str | None = None,
     threshold: float | None = None,
-    tta: bool = False,
+    tta: bool = DEFAULT_TTA,
 ) -> VerifyResult:
     """Decide whether the largest faces of ``img1`` and ``img2`` belong to one person.
 

@@ -20,7 +20,15 @@ from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, 
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
 from facegate.images import ImageInput, image_sha256
 from facegate.models import get_model
-from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, Face, MultiFacePolicy, represent, represent_many
+from facegate.pipeline import (
+    DEFAULT_DETECTOR,
+    DEFAULT_MODEL,
+    DEFAULT_TTA,
+    Face,
+    MultiFacePolicy,
+    represent,
+    represent_many,
+)
 from facegate.thresholds import find_threshold
 from facegate.verification import VerifyResult
 
@@ -41,7 +49,7 @@ class Gallery:
         detector_backend: str = DEFAULT_DETECTOR,
         distance_metric: str | None = None,
         threshold: float | None = None,
-        tta: bool = False,
+        tta: bool = DEFAULT_TTA,
     ) -> None:
         stored = GalleryStore.stored_model(path)
         self.model_name = model_name or stored or DEFAULT_MODEL
