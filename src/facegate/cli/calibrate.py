@@ -1,0 +1,100 @@
+"""``facegate calibrate``: a threshold with a stated false-match rate, saved for verify and Gallery.
+
+SOURCE is either an LFW-style pair file (with ``--images``) or a folder-per-person
+set, from which every same-person pair and up to ``--max-impostors``
+different-person pairs are drawn. The threshold is the largest whose measured FMR
+on those pairs stays at or below ``--target-fmr``; it is written to the user
+threshold file (``$FACEGATE_THRESHOLDS``) that ``verify`` and ``Gallery`` read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from facegate.cli.eval_options import command_line, embed_options, friendly_errors, run_options, system_options
+from facegate.datasets.folders import load_folder
+from facegate.datasets.lfw import pair_images
+from facegate.datasets.pairs import load_pairs, make_pairs
+from facegate.evaluate.calibration import calibrate_threshold, save_calibration
+from facegate.evaluate.metrics import roc_curve
+from facegate.evaluate.plots import plot_roc
+from facegate.evaluate.report import Report, format_table
+from facegate.evaluate.run import System, embed
+from facegate.evaluate.verification import score_pairs
+
+
+@click.command(name="calibrate")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="images folder, when SOURCE is a pair file",
+)
+@click.option("--target-fmr", type=float, default=1e-3, show_default=True, help="false-match rate to allow")
+@click.option(
+    "--max-impostors",
+    type=int,
+    default=200_000,
+    show_default=True,
+    help="different-person pairs drawn from a folder set",
+)
+@click.option("--save/--no-save", default=True, show_default=True, help="write the threshold to the user file")
+@system_options(multiple_models=False)
+@run_options
+@click.pass_context
+@friendly_errors
+def calibrate(
+    ctx: click.Context,
+    source: Path,
+    images: Path | None,
+    target_fmr: float,
+    max_impostors: int,
+    save: bool,
+    model: str,
+    detector: str,
+    metric: str | None,
+    tta: bool,
+    upsample: int | None,
+    out: Path,
+    cache_dir: Path | None,
+    no_cache: bool,
+    workers: int | None,
+    progress: bool | None,
+    seed: int,
+) -> None:
+    """Pick the threshold for a target FMR on development data SOURCE and save it."""
+    if source.is_dir():
+        faces = load_folder(source)
+        pairs = make_pairs(faces, n_genuine=None, n_impostor=max_impostors, folds=1, seed=seed)
+        root, kind = faces.root, f"folder set ({faces.layout}, {len(faces.people)} people, {len(faces)} photos)"
+    else:
+        if images is None:
+            raise click.UsageError("a pair file needs --images DIR")
+        pairs = load_pairs(source)
+        root, kind = images, "pair file"
+    system = System.make(model, detector, metric, tta, upsample)
+    options = embed_options(cache_dir, no_cache, workers, progress)
+    embedded = embed([str(Path(root) / p) for p in pair_images(pairs)], system, options)
+    scores = score_pairs(pairs, root, embedded, system.metric)
+    result = calibrate_threshold(scores.distances, scores.labels, target_fmr)
+
+    rows = [("system", system.name), ("development set", f"{source} ({kind})"), *result.rows()]
+    rows.append(("failure to enrol", f"{embedded.n_failed} of {len(embedded.paths)} images"))
+    click.echo(format_table(rows, "calibration"))
+    if save:
+        where = save_calibration(
+            system.model, system.metric, result, dataset=str(source), detector=system.detector, tta=system.tta
+        )
+        rows.append(("saved to", str(where)))
+        click.echo(f"saved: {system.model}/{system.metric} threshold {result.threshold:.4f} -> {where}")
+
+    report = Report(f"Calibration on {source.name}", command=command_line(ctx))
+    report.add("calibration", rows)
+    roc = roc_curve(scores.distances, scores.labels)
+    report.figures.append(plot_roc([(system.name, roc)], out / "roc.png", f"ROC on {source.name}"))
+    report.data = {"kind": "calibration", "system": system.to_dict(), "calibration": result.to_dict()}
+    md, _ = report.write(out)
+    click.echo(f"report: {md}")

@@ -1,0 +1,100 @@
+"""Turning a target false-match rate into a threshold, measured on development pairs.
+
+A threshold means nothing to a user; "at most 1 impostor in 1,000 accepted" does.
+:func:`calibrate_threshold` picks the largest threshold whose measured FMR on the
+development pairs stays at or below the target, and reports the FMR and FNMR
+actually measured there. It refuses targets the data cannot measure (fewer than
+1 / target impostor pairs).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facegate.errors import FacegateError
+from facegate.evaluate.metrics import roc_curve
+from facegate.thresholds import save_threshold
+
+
+class CalibrationError(FacegateError):
+    """The development set cannot support the requested calibration."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A threshold for a target FMR and what it gives on the development pairs."""
+
+    target_fmr: float
+    threshold: float
+    fmr: float
+    fnmr: float
+    n_genuine: int
+    n_impostor: int
+    failed_pairs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [
+            ("target FMR", f"{self.target_fmr:g}"),
+            ("threshold", f"{self.threshold:.4f}"),
+            (
+                "measured FMR",
+                f"{self.fmr:.5f} ({round(self.fmr * self.n_impostor)} of {self.n_impostor} impostor pairs)",
+            ),
+            (
+                "measured FNMR",
+                f"{self.fnmr:.5f} ({round(self.fnmr * self.n_genuine)} of {self.n_genuine} genuine pairs)",
+            ),
+            ("pairs with a failed image (rejected)", str(self.failed_pairs)),
+        ]
+
+
+def calibrate_threshold(distances: np.ndarray, labels: np.ndarray, target_fmr: float) -> Calibration:
+    """The largest threshold with measured FMR ≤ ``target_fmr``, and the FMR/FNMR there."""
+    if not 0.0 < target_fmr < 1.0:
+        raise CalibrationError(f"the target FMR must be between 0 and 1, got {target_fmr}")
+    d = np.asarray(distances, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    n_impostor = int((~y).sum())
+    need = int(np.ceil(1.0 / target_fmr))
+    if n_impostor < need:
+        raise CalibrationError(
+            f"FMR {target_fmr:g} needs at least {need} impostor pairs to be measured; the set has {n_impostor}"
+        )
+    roc = roc_curve(d, y)
+    i = int(np.flatnonzero(roc.fpr <= target_fmr)[-1])
+    return Calibration(
+        target_fmr=float(target_fmr),
+        threshold=float(roc.thresholds[i]),
+        fmr=float(roc.fpr[i]),
+        fnmr=float(roc.fnmr[i]),
+        n_genuine=int(y.sum()),
+        n_impostor=n_impostor,
+        failed_pairs=int((~np.isfinite(d)).sum()),
+    )
+
+
+def save_calibration(model: str, metric: str, calibration: Calibration, dataset: str, **details: Any) -> Path:
+    """Write the threshold where ``verify`` and ``Gallery`` read it, with how it was found."""
+    return save_threshold(
+        model,
+        metric,
+        calibration.threshold,
+        target_fmr=calibration.target_fmr,
+        fmr=calibration.fmr,
+        fnmr=calibration.fnmr,
+        genuine_pairs=calibration.n_genuine,
+        impostor_pairs=calibration.n_impostor,
+        dataset=dataset,
+        calibrated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **details,
+    )
