@@ -17,6 +17,17 @@ from facegate.detection import DETECTORS, Detector, FacialArea
 from facegate.models import MODELS, EmbeddingModel
 
 REPO = Path(__file__).resolve().parents[1]
+#: the keys of deepface's ``verify`` result, which facegate's verification results carry
+DEEPFACE_VERIFY_KEYS = {
+    "verified",
+    "distance",
+    "threshold",
+    "model",
+    "detector_backend",
+    "similarity_metric",
+    "facial_areas",
+    "time",
+}
 DATA = REPO.parent / "shared" / "data"
 
 

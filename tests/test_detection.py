@@ -7,10 +7,11 @@ import pytest
 
 import facegate
 from facegate.detection import DETECTORS, get_detector
+from facegate.detection.base import auto_upsample
 from facegate.errors import NoFaceError, UnknownNameError
 from facegate.images import load_image
 from facegate.models import get_model
-from facegate.pipeline import auto_upsample, detect_faces, select_faces
+from facegate.pipeline import detect_faces, select_faces
 
 from .conftest import data_dir
 
@@ -100,3 +101,22 @@ def test_flip_tta_stays_close_to_plain():
     plain = facegate.represent(photo, tta=False)[0].embedding
     flipped = facegate.represent(photo, tta=True)[0].embedding
     assert 0.0 < facegate.distance(plain, flipped) < 0.2
+
+
+def test_fallback_runs_the_second_detector_only_when_the_first_finds_nothing(monkeypatch):
+    from facegate.detection.detectors import FallbackDetector
+
+    calls: list[tuple[str, int]] = []
+
+    class Recorder:
+        def __init__(self, name: str, finds: bool) -> None:
+            self.name, self.finds = name, finds
+
+        def find(self, image, upsample=None):
+            calls.append((self.name, upsample))
+            return ["face"] if self.finds else []
+
+    detectors = {"a": Recorder("a", False), "b": Recorder("b", True), "c": Recorder("c", True)}
+    monkeypatch.setattr("facegate.detection.detectors.get_detector", detectors.__getitem__)
+    assert FallbackDetector("a", "b", "c").find(np.zeros((50, 50, 3), np.uint8)) == ["face"]
+    assert calls == [("a", None), ("b", None)]

@@ -50,20 +50,6 @@ class Face:
         }
 
 
-def auto_upsample(image: np.ndarray) -> list[int]:
-    """Upsampling levels to try, in order, until a face is found.
-
-    A face must be about 80 px wide for dlib's HOG window; small images get a second
-    (and, when tiny, a third) search at double and quadruple size.
-    """
-    short_side = min(image.shape[:2])
-    if short_side <= 160:
-        return [0, 1, 2]
-    if short_side <= 1200:
-        return [0, 1]
-    return [0]
-
-
 def detect_faces(
     image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None
 ) -> list[FacialArea]:
@@ -72,13 +58,7 @@ def detect_faces(
     With ``upsample=None`` the image is searched again at higher resolution only
     when nothing is found at the lower one.
     """
-    detector = get_detector(detector_backend)
-    levels = auto_upsample(image) if upsample is None else [upsample]
-    faces: list[FacialArea] = []
-    for level in levels:
-        faces = detector.detect(image, upsample=level)
-        if faces:
-            break
+    faces = get_detector(detector_backend).find(image, upsample)
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 

@@ -67,3 +67,25 @@ class Detector(ABC):
         ``upsample`` doubles the image that many times before searching, so faces
         smaller than the detector's window are found (at a cost in time).
         """
+
+    def find(self, image: np.ndarray, upsample: int | None = None) -> list[FacialArea]:
+        """Faces at ``upsample``, or with ``None`` at rising levels until some are found."""
+        for level in auto_upsample(image) if upsample is None else [upsample]:
+            faces = self.detect(image, upsample=level)
+            if faces:
+                return faces
+        return []
+
+
+def auto_upsample(image: np.ndarray) -> list[int]:
+    """Upsampling levels to try, in order, until a face is found.
+
+    A face must be about 80 px wide for dlib's HOG window; small images get a second
+    (and, when tiny, a third) search at double and quadruple size.
+    """
+    short_side = min(image.shape[:2])
+    if short_side <= 160:
+        return [0, 1, 2]
+    if short_side <= 1200:
+        return [0, 1]
+    return [0]

@@ -97,14 +97,21 @@ class SkipDetector(Detector):
 
 
 class FallbackDetector(Detector):
-    """Tries detectors in order and returns the first one's faces that finds any."""
+    """Tries detectors in order and returns the faces of the first that finds any.
+
+    Each detector gets its whole search (every upsampling level) before the next
+    one is tried, so the slow detectors run only where the fast ones found nothing.
+    """
 
     def __init__(self, *names: str) -> None:
         self.names = names
 
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
+        return self.find(image, upsample)
+
+    def find(self, image: np.ndarray, upsample: int | None = None) -> list[FacialArea]:
         for name in self.names:
-            faces = get_detector(name).detect(image, upsample)
+            faces = get_detector(name).find(image, upsample)
             if faces:
                 return faces
         return []
