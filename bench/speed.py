@@ -46,7 +46,8 @@ def pipeline_speed(paths: list[Path]) -> None:
     many = time.perf_counter() - start
     n = len(paths)
     print(
-        f"\n## detect + align + embed, {n} LFW images, {os.cpu_count()} cores (default pipeline: dlib-resnet, hog, flip TTA)\n"
+        f"\n## detect + align + embed, {n} LFW images, {os.cpu_count()} cores"
+        " (default pipeline: dlib-resnet, hog, flip TTA)\n"
     )
     print("| mode | images/s | ms/image | speed-up |")
     print("|---|---:|---:|---:|")

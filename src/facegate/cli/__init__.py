@@ -8,8 +8,13 @@ from pathlib import Path
 import click
 
 from facegate import __version__
+from facegate.cli.calibrate import calibrate
 from facegate.cli.core import COMMANDS
+from facegate.cli.evaluate import evaluate
+from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import emit, errors_to_exit, json_option
+from facegate.cli.train import train
+from facegate.cli.train_faces import faces_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +23,9 @@ def main() -> None:
     """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
 
 
-for command in COMMANDS:
+evaluate.add_command(oneshot_command)
+train.add_command(faces_command)
+for command in [*COMMANDS, evaluate, calibrate, train]:
     main.add_command(command)
 
 

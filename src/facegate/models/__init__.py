@@ -6,6 +6,8 @@ built, so the core install never imports torch.
 """
 
 from facegate.models import builtin as _builtin  # noqa: F401  (registers the models)
+from facegate.models import omniglot as _omniglot  # noqa: F401  (torch imported only when built)
+from facegate.models import openface as _openface  # noqa: F401  (torch imported only when built)
 from facegate.models.base import EmbeddingModel
 from facegate.models.registry import MODELS, get_model
 
