@@ -1,0 +1,1 @@
+"""Neural networks (PyTorch; the ``[train]`` extra)."""

@@ -1,0 +1,1 @@
+"""Training (PyTorch; the ``[train]`` extra): samplers, loops and checkpoints."""
