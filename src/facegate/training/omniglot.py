@@ -1,0 +1,471 @@
+"""Train one-shot models on Omniglot's background set, on a CPU.
+
+Methods (``OmniglotTrainConfig.method``), all on the same embedding network:
+
+* ``siamese-bce`` – Koch et al.: pairs, L1 distance → dense → sigmoid, cross-entropy.
+* ``triplet`` – FaceNet: P×K batches of L2-normalised embeddings, online semi-hard
+  mining, triplet loss with α = 0.2.
+* ``contrastive`` – Hadsell et al.: pairs of L2-normalised embeddings.
+* ``proto`` – Snell et al.: N-way k-shot episodes, softmax over negative squared
+  distances to the class means.
+* ``proto-loo`` – the prototypical loss on P×K batches, every image a query against
+  leave-one-out prototypes (K = 2 makes it P-way 1-shot with all images as queries).
+* ``cosface`` – a normalised-softmax classifier with an additive cosine margin over all
+  training classes (Wang et al. 2018); the embedding is the unit vector before the
+  classifier. Every image is compared with every class at each step, which makes it
+  the most sample-efficient on a CPU.
+
+Training holds out whole background alphabets for validation (class-disjoint), runs a
+20-way 1-shot validation after each epoch, writes ``last.pt`` (resumable) and
+``best.pt`` (best validation accuracy) and a ``log.jsonl``. Seeds make a run
+reproducible; with a wall-time budget the learning-rate schedule follows elapsed time,
+so results then depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from facegate.datasets.omniglot import OmniglotSplit, load_omniglot, prepare
+from facegate.evaluate.oneshot import NetScorer, n_way_accuracy, pair_evaluation
+from facegate.losses import ContrastiveLoss, SiameseBCELoss, triplet_loss
+from facegate.miners import batch_hard_triplets, semi_hard_triplets
+from facegate.nets.omniglot import NetSpec, build_embedding, count_parameters, read_checkpoint, save_checkpoint
+from facegate.training.augment import random_affine, rotate_classes
+from facegate.training.samplers import EpisodeSampler, PairSampler, TripletSampler, alphabet_split
+
+__all__ = ["METHODS", "OmniglotTrainConfig", "TrainResult", "train_omniglot"]
+
+METHODS = ("siamese-bce", "triplet", "contrastive", "proto", "proto-loo", "cosface")
+
+
+@dataclass
+class OmniglotTrainConfig:
+    """Every knob of a training run; stored in checkpoints."""
+
+    method: str = "proto-loo"
+    seed: int = 0
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    #: stop after this many seconds of training (validation excluded); None = no limit
+    time_budget: float | None = None
+    #: Adam learning rate; None: 2e-3 for the prototypical methods, 1e-3 otherwise
+    lr: float | None = None
+    weight_decay: float = 0.0
+    #: network
+    arch: str = "conv"
+    input_size: int = 28
+    center: bool = False
+    channels: tuple[int, ...] = (32, 64, 64, 128)
+    dim: int | None = None
+    #: data
+    data_root: str | None = None
+    val_alphabets: int = 5
+    #: train on this many of the training alphabets only (quick runs, tests)
+    train_alphabets: int | None = None
+    rotations: bool = True
+    affine: bool = False
+    #: probability that a batch/episode/negative is drawn within one alphabet
+    within_alphabet: float = 0.3
+    #: batch size in images (pairs: pairs; triplet/cosface: images)
+    batch_size: int = 128
+    #: triplet, proto-loo: images per class in a P×K batch; None: 4 (triplet), 2 (proto-loo)
+    per_class: int | None = None
+    margin: float | None = None
+    #: proto episodes
+    n_way: int = 60
+    k_shot: int = 1
+    n_query: int = 5
+    #: cosface scale
+    scale: float = 30.0
+    #: validation episodes after each epoch (0: no validation, best.pt is the latest)
+    val_episodes: int = 500
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = 2e-3 if self.method in ("proto", "proto-loo") else 1e-3
+        if self.per_class is None:
+            self.per_class = 2 if self.method == "proto-loo" else 4
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> OmniglotTrainConfig:
+        known = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        if "channels" in known:
+            known["channels"] = tuple(known["channels"])
+        return cls(**known)
+
+    def net_spec(self) -> NetSpec:
+        normalized = self.method in ("triplet", "contrastive", "cosface")
+        metric = {"siamese-bce": "siamese-head", "cosface": "cosine"}.get(self.method, "sqeuclidean")
+        return NetSpec(
+            arch=self.arch,
+            input_size=self.input_size,
+            center=self.center,
+            channels=tuple(self.channels),
+            dim=self.dim,
+            normalize=normalized,
+            metric=metric,
+            head=self.method == "siamese-bce",
+        )
+
+    def effective_margin(self) -> float:
+        if self.margin is not None:
+            return self.margin
+        return {"triplet": 0.2, "contrastive": 0.5, "cosface": 0.1}.get(self.method, 0.0)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_checkpoint: Path
+    last_checkpoint: Path
+    best_val_accuracy: float
+    steps: int
+    train_seconds: float
+    parameters: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Data:
+    """Training tensors: ``(C, D, S, S)`` float images and alphabet ids per class."""
+
+    x: Tensor
+    groups: np.ndarray
+    val: OmniglotSplit
+
+
+def _load_data(cfg: OmniglotTrainConfig) -> _Data:
+    background = load_omniglot("background", cfg.data_root)
+    train_names, val_names = alphabet_split(background.alphabets, cfg.val_alphabets, seed=0)
+    if cfg.train_alphabets is not None:
+        train_names = train_names[: cfg.train_alphabets]
+    train = background.subset(train_names, "train")
+    val = background.subset(val_names, "validation")
+    x = torch.from_numpy(prepare(train.images, cfg.input_size, cfg.center))
+    groups: np.ndarray | None = train.alphabet_ids
+    if cfg.rotations:
+        x, groups = rotate_classes(x, groups)
+    assert groups is not None
+    return _Data(x=x.contiguous(), groups=groups, val=val)
+
+
+class _CosFaceHead(nn.Module):
+    """Normalised class weights; logits ``s·(cos θ − m·[true class])``."""
+
+    def __init__(self, dim: int, n_classes: int, scale: float, margin: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.scale, self.margin = scale, margin
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        cos = F.normalize(z, dim=1) @ F.normalize(self.weight, dim=1).T
+        cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+        return F.cross_entropy(self.scale * cos, labels)
+
+
+class _Method:
+    """One training objective: owns its sampler and any extra trainable module."""
+
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        self.cfg, self.net = cfg, net
+        self.x = data.x
+        self.n_classes, self.n_examples = data.x.shape[:2]
+        self.groups = data.groups
+        self.margin = cfg.effective_margin()
+        self.extra: nn.Module | None = None
+
+    def images(self, classes: np.ndarray, examples: np.ndarray, gen: torch.Generator) -> Tensor:
+        batch = self.x[torch.from_numpy(classes), torch.from_numpy(examples)][:, None]
+        if self.cfg.affine:
+            batch = random_affine(batch, gen)
+        return batch
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        raise NotImplementedError
+
+
+class _SiameseBCE(_Method):
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        self.sampler = PairSampler(self.n_classes, self.n_examples, self.groups, cfg.within_alphabet)
+        self.extra = SiameseBCELoss(net.dim)
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        b = self.sampler.sample(self.cfg.batch_size, rng)
+        n = len(b.same)
+        z = self.net(self.images(np.r_[b.class1, b.class2], np.r_[b.example1, b.example2], gen))
+        assert self.extra is not None
+        return self.extra(z[:n], z[n:], torch.from_numpy(b.same).float())
+
+
+class _Contrastive(_SiameseBCE):
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        self.extra = ContrastiveLoss(self.margin)
+
+
+class _Triplet(_Method):
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        self.sampler = TripletSampler(self.n_classes, self.n_examples, self.groups, cfg.within_alphabet)
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        p = max(2, self.cfg.batch_size // self.cfg.per_class)
+        classes, examples = self.sampler.sample_pk(p, self.cfg.per_class, rng)
+        z = self.net(self.images(classes, examples, gen))
+        labels = torch.from_numpy(classes)
+        a, pos, neg = semi_hard_triplets(z, labels, self.margin)
+        if a.numel() == 0:  # nothing semi-hard: fall back to the hardest in the batch
+            a, pos, neg = batch_hard_triplets(z, labels)
+        return triplet_loss(z[a], z[pos], z[neg], self.margin, reduction="mean")
+
+
+class _Proto(_Method):
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        self.sampler = EpisodeSampler(
+            self.n_classes,
+            self.n_examples,
+            cfg.n_way,
+            cfg.k_shot,
+            cfg.n_query,
+            self.groups,
+            cfg.within_alphabet,
+        )
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        ep = self.sampler.sample(rng)
+        w, k, q = self.cfg.n_way, self.cfg.k_shot, self.cfg.n_query
+        classes = np.repeat(ep.classes, k + q)
+        examples = np.concatenate([ep.support, ep.query], axis=1).reshape(-1)
+        z = self.net(self.images(classes, examples, gen)).view(w, k + q, -1)
+        proto = z[:, :k].mean(1)
+        query = z[:, k:].reshape(w * q, -1)
+        logits = -torch.cdist(query, proto).pow(2)
+        target = torch.arange(w).repeat_interleave(q)
+        return F.cross_entropy(logits, target)
+
+
+class _ProtoLOO(_Method):
+    """Prototypical loss on a P×K batch where every image is a query: its own class's
+    prototype leaves it out (K = 2: 1-shot), the other classes' use all K images."""
+
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        if cfg.per_class < 2:
+            raise ValueError("proto-loo needs per_class >= 2")
+        self.sampler = TripletSampler(self.n_classes, self.n_examples, self.groups, cfg.within_alphabet)
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        k = self.cfg.per_class
+        p = max(2, self.cfg.batch_size // k)
+        classes, examples = self.sampler.sample_pk(p, k, rng)
+        z = self.net(self.images(classes, examples, gen))  # (p*k, d), class-major
+        grouped = z.view(p, k, -1)
+        sums = grouped.sum(1)
+        d_all = torch.cdist(z, sums / k).pow(2)  # (p*k, p)
+        own = ((sums[:, None, :] - grouped) / (k - 1) - grouped).pow(2).sum(-1).reshape(-1)
+        target = torch.arange(p).repeat_interleave(k)
+        logits = -d_all.scatter(1, target[:, None], own[:, None])
+        return F.cross_entropy(logits, target)
+
+
+class _CosFace(_Method):
+    def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
+        super().__init__(cfg, data, net)
+        self.extra = _CosFaceHead(net.dim, self.n_classes, cfg.scale, self.margin)
+
+    def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
+        classes = rng.integers(0, self.n_classes, self.cfg.batch_size)
+        examples = rng.integers(0, self.n_examples, self.cfg.batch_size)
+        z = self.net(self.images(classes, examples, gen))
+        assert self.extra is not None
+        return self.extra(z, torch.from_numpy(classes))
+
+
+_METHOD_CLASSES: dict[str, type[_Method]] = {
+    "siamese-bce": _SiameseBCE,
+    "triplet": _Triplet,
+    "contrastive": _Contrastive,
+    "proto": _Proto,
+    "proto-loo": _ProtoLOO,
+    "cosface": _CosFace,
+}
+
+
+def _lr_factor(progress: float) -> float:
+    """Cosine decay from 1 to 0.01 over training, after a short linear warm-up."""
+    progress = min(max(progress, 0.0), 1.0)
+    warm = 0.02
+    if progress < warm:
+        return 0.1 + 0.9 * progress / warm
+    p = (progress - warm) / (1 - warm)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _facegate_threshold(metric: str, similarity: float) -> float | None:
+    """A similarity threshold as a distance of facegate's model metric (see models/omniglot)."""
+    if metric == "sqeuclidean":
+        return float(np.sqrt(max(-similarity, 0.0)))  # "euclidean"
+    if metric == "cosine":
+        return float(1.0 - similarity)  # "cosine"
+    return None
+
+
+def _validate(net: nn.Module, spec: NetSpec, head: nn.Module | None, val: OmniglotSplit, episodes: int) -> dict:
+    """20-way 1-shot accuracy (random and within-alphabet) and pair EER on held-out alphabets."""
+    scorer = NetScorer(net, spec, head)
+    x = prepare(val.images, spec.input_size, spec.center)
+    emb = scorer.embed_prepared(x.reshape(-1, spec.input_size, spec.input_size))
+    emb = emb.reshape(val.n_characters, val.n_drawers, -1)
+    acc = n_way_accuracy(emb, scorer, 20, 1, episodes, seed=12345)
+    within = n_way_accuracy(emb, scorer, 20, 1, episodes, seed=54321, group_ids=val.alphabet_ids)
+    pairs = pair_evaluation(emb, scorer, n_pairs=4000, seed=777)
+    return {
+        "val_20way_1shot": acc.accuracy,
+        "val_20way_1shot_within": within.accuracy,
+        "val_pair_accuracy": pairs.accuracy,
+        "val_eer": pairs.eer,
+        "val_eer_threshold": _facegate_threshold(spec.metric, pairs.eer_threshold),
+    }
+
+
+def train_omniglot(
+    cfg: OmniglotTrainConfig,
+    out_dir: str | os.PathLike[str],
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train per ``cfg``, writing checkpoints and logs to ``out_dir``.
+
+    ``resume`` continues from ``out_dir/last.pt`` (same config: same schedule and data
+    order, so an interrupted run ends exactly as an uninterrupted one would);
+    ``stop_after`` ends this call after that many epochs, as an interruption would.
+    """
+    if cfg.method not in _METHOD_CLASSES:
+        raise ValueError(f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    data = _load_data(cfg)
+    spec = cfg.net_spec()
+    net = build_embedding(spec)
+    method = _METHOD_CLASSES[cfg.method](cfg, data, net)
+    params = list(net.parameters()) + (list(method.extra.parameters()) if method.extra else [])
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+
+    step, epoch, elapsed, cpu, best = 0, 0, 0.0, 0.0, -1.0
+    history: list[dict[str, Any]] = []
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if resume and last_path.is_file():
+        payload = read_checkpoint(last_path)
+        net.load_state_dict(payload["net"])
+        state = payload["state"]
+        if method.extra is not None and state.get("extra") is not None:
+            method.extra.load_state_dict(state["extra"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, elapsed, best = state["step"], state["epoch"], state["elapsed"], state["best"]
+        cpu = state.get("cpu", 0.0)
+        rng.bit_generator.state = state["numpy_rng"]
+        gen.set_state(state["torch_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        history = state.get("history", [])
+
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    n_params = count_parameters(net)
+    head = method.extra.head if isinstance(method.extra, SiameseBCELoss) else None
+    bar = _progress(total_steps, step, progress)
+    budget = cfg.time_budget
+    log = (out / "log.jsonl").open("a")
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, epoch + stop_after)
+    try:
+        while epoch < last_epoch and not (budget is not None and elapsed >= budget):
+            net.train()
+            losses = []
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            for _ in range(cfg.steps_per_epoch):
+                frac = step / max(total_steps, 1)
+                if budget:
+                    frac = max(frac, (elapsed + time.perf_counter() - t0) / budget)
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * _lr_factor(frac)
+                loss = method.loss(rng, gen)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", best=f"{max(best, 0):.4f}")
+                if budget is not None and elapsed + time.perf_counter() - t0 >= budget:
+                    break
+            elapsed += time.perf_counter() - t0
+            cpu += time.process_time() - cpu0
+            epoch += 1
+            val = _validate(net, spec, head, data.val, cfg.val_episodes) if cfg.val_episodes > 0 else {}
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "train_seconds": round(elapsed, 1),
+                "cpu_seconds": round(cpu, 1),
+                "loss": float(np.mean(losses)) if losses else None,
+                "lr": optimizer.param_groups[0]["lr"],
+                **val,
+            }
+            history.append(record)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.write(json.dumps(record))
+            metrics = {**val, "parameters": n_params, "train_seconds": elapsed, "cpu_seconds": cpu, "steps": step}
+            score = val.get("val_20way_1shot", float(epoch))  # without validation: the latest
+            if score > best:
+                best = score
+                save_checkpoint(best_path, spec, net, head, cfg.to_dict(), metrics=metrics)
+            state = {
+                "extra": method.extra.state_dict() if method.extra is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "elapsed": elapsed,
+                "cpu": cpu,
+                "best": best,
+                "numpy_rng": rng.bit_generator.state,
+                "torch_gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+            }
+            save_checkpoint(last_path, spec, net, head, cfg.to_dict(), state=state, metrics=metrics)
+    finally:
+        bar.close()
+        log.close()
+    return TrainResult(out, best_path, last_path, best, step, elapsed, n_params, history)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True)

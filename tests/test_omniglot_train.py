@@ -1,0 +1,306 @@
+"""Training, checkpoints, evaluation protocols, CLI and the ``omniglot`` embedding model.
+
+The training runs are tiny (a few alphabets, a few dozen steps) so the file stays
+under about two minutes on two shared CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from facegate.datasets.omniglot import load_omniglot  # noqa: E402
+from facegate.evaluate.oneshot import (  # noqa: E402
+    EmbeddingScorer,
+    NetScorer,
+    embed_split,
+    n_way_accuracy,
+    official_runs_accuracy,
+    pair_evaluation,
+)
+from facegate.nets.omniglot import (  # noqa: E402
+    ConvEmbedding,
+    KochSiamese,
+    NetSpec,
+    build_embedding,
+    count_parameters,
+    load_checkpoint,
+    save_checkpoint,
+)
+from facegate.training.omniglot import OmniglotTrainConfig, train_omniglot  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"
+HAVE_DATA = (DATA / "images_background.zip").is_file() and (DATA / "images_evaluation.zip").is_file()
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason=f"Omniglot zips not found in {DATA} (../shared/data/omniglot from the repo root)"
+)
+
+
+def test_koch_siamese_original_size() -> None:
+    # Koch et al.: 4 conv layers, 4096-unit sigmoid layer, L1 head -> 38,951,745 parameters
+    net = KochSiamese(dense=4096)
+    assert count_parameters(net) == 38_951_745
+    assert count_parameters(KochSiamese(dense=512)) < 6_000_000
+    x = torch.rand(2, 1, 105, 105)
+    assert net(x, x).shape == (2,)
+    assert net.embedding(x).shape == (2, 4096)
+
+
+def test_conv_embedding_shapes() -> None:
+    net = ConvEmbedding(28, (64, 64, 64, 64))
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 64)
+    net = ConvEmbedding(28, (32, 64), dim=16, normalize=True)
+    z = net(torch.rand(3, 1, 28, 28))
+    assert z.shape == (3, 16) and torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    with pytest.raises(ValueError):
+        ConvEmbedding(8, (8, 8, 8, 8, 8))
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    spec = NetSpec(channels=(8, 8, 8, 8), metric="sqeuclidean")
+    net = build_embedding(spec).eval()
+    path = save_checkpoint(tmp_path / "c.pt", spec, net, config={"method": "proto"}, metrics={"x": 1})
+    loaded = load_checkpoint(path)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(net(x), loaded.net(x))
+    assert loaded.spec == spec and loaded.config == {"method": "proto"} and loaded.metrics == {"x": 1}
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):  # noqa: B017 - torch raises its own unpickling error
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    if not HAVE_DATA:
+        pytest.skip(f"Omniglot not found in {DATA}")
+    return load_omniglot("evaluation", DATA)
+
+
+@pytest.mark.data
+@needs_data
+def test_n_way_random_model_is_chance_and_oracle_is_perfect(evaluation) -> None:
+    rng = np.random.default_rng(0)
+    random = EmbeddingScorer(lambda ink: rng.normal(size=(len(ink), 32)))
+    emb = embed_split(random, evaluation.images)
+    for n_way, episodes in ((5, 4000), (20, 2000)):
+        res = n_way_accuracy(emb, random, n_way, 1, episodes, seed=1)
+        # chance is 1/N; per-episode accuracy has variance (1/N)(1-1/N)/N
+        se = np.sqrt((1 / n_way) * (1 - 1 / n_way) / n_way / episodes)
+        assert abs(res.accuracy - 1 / n_way) < 4 * se
+        assert res.ci95 == pytest.approx(1.96 * se, rel=0.15)
+    pairs = pair_evaluation(emb, random, n_pairs=4000)
+    assert abs(pairs.auc - 0.5) < 0.04 and abs(pairs.eer - 0.5) < 0.04
+
+    # oracle: embeddings that are one-hot class codes
+    index = {img.tobytes(): c for c, row in enumerate(evaluation.images) for img in row}
+    codes = np.eye(evaluation.n_characters, dtype=np.float32)
+    oracle = EmbeddingScorer(lambda ink: codes[[index[i.tobytes()] for i in ink]])
+    oemb = embed_split(oracle, evaluation.images)
+    for n_way, k in ((5, 1), (20, 1), (20, 5)):
+        assert n_way_accuracy(oemb, oracle, n_way, k, 300, seed=2).accuracy == 1.0
+    assert pair_evaluation(oemb, oracle, n_pairs=2000).accuracy == 1.0
+    within = n_way_accuracy(oemb, oracle, 20, 1, 200, group_ids=evaluation.alphabet_ids)
+    assert within.accuracy == 1.0 and within.within_alphabet
+
+
+@pytest.mark.data
+@needs_data
+def test_official_runs_pixel_baseline() -> None:
+    from facegate.datasets.omniglot import load_official_runs
+
+    runs = load_official_runs(DATA)
+    pixels = EmbeddingScorer(lambda ink: ink.reshape(len(ink), -1).astype(np.float32))
+    res = official_runs_accuracy(pixels, runs)
+    # nearest neighbour on raw pixels is weak but far above 1/20 (Lake et al.: ~18-26%)
+    assert 0.12 < res.accuracy < 0.35 and len(res.per_run) == 20
+    index = {}
+    for run in runs:
+        for i, img in enumerate(run.training):
+            index[img.tobytes()] = i
+        for item, ans in zip(run.test, run.answers, strict=True):
+            index[item.tobytes()] = ans
+    oracle = EmbeddingScorer(lambda ink: np.eye(20, dtype=np.float32)[[index[i.tobytes()] for i in ink]])
+    assert official_runs_accuracy(oracle, runs).accuracy == 1.0
+
+
+TINY = dict(
+    data_root=str(DATA),
+    train_alphabets=4,
+    val_alphabets=5,
+    channels=(32, 32, 32, 32),
+    val_episodes=100,
+    threads=2,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    if not HAVE_DATA:
+        pytest.skip(f"Omniglot not found in {DATA}")
+    out = tmp_path_factory.mktemp("proto")
+    cfg = OmniglotTrainConfig(
+        method="proto", n_way=20, k_shot=1, n_query=4, epochs=2, steps_per_epoch=30, lr=2e-3, rotations=False, **TINY
+    )
+    return cfg, train_omniglot(cfg, out, progress=False)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+def test_short_training_beats_chance_and_untrained(trained, evaluation) -> None:
+    _, result = trained
+    assert result.best_checkpoint.is_file() and result.last_checkpoint.is_file()
+    assert len(result.history) == 2 and result.steps == 60
+    loaded = load_checkpoint(result.best_checkpoint)
+    assert loaded.config["method"] == "proto" and loaded.metrics["val_20way_1shot"] == result.best_val_accuracy
+    sub = evaluation.subset(evaluation.alphabet_names[:6])
+    trained_scorer = NetScorer(loaded.net, loaded.spec)
+    emb = embed_split(trained_scorer, sub.images)
+    after = pair_evaluation(emb, trained_scorer, n_pairs=4000, seed=3)
+    torch.manual_seed(0)
+    fresh = NetScorer(build_embedding(loaded.spec).eval(), loaded.spec)
+    before = pair_evaluation(embed_split(fresh, sub.images), fresh, n_pairs=4000, seed=3)
+    # chance is 50%; a minute of training on 4 alphabets gets well above it, and above
+    # the (already informative) random convolutional features
+    assert after.accuracy > 0.75, (before.accuracy, after.accuracy)
+    assert after.accuracy > before.accuracy + 0.05, (before.accuracy, after.accuracy)
+    assert n_way_accuracy(emb, trained_scorer, 5, 1, 1000).accuracy > 0.7
+    assert result.history[-1]["val_20way_1shot"] > 0.3  # chance: 0.05
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+def test_resume_is_deterministic(tmp_path: Path) -> None:
+    cfg = OmniglotTrainConfig(
+        method="triplet", batch_size=32, epochs=2, steps_per_epoch=3, affine=True, **{**TINY, "val_episodes": 0}
+    )
+    whole = train_omniglot(cfg, tmp_path / "whole", progress=False)
+    first = train_omniglot(cfg, tmp_path / "split", progress=False, stop_after=1)  # "interrupted"
+    assert first.steps == 3
+    resumed = train_omniglot(cfg, tmp_path / "split", resume=True, progress=False)
+    assert resumed.steps == whole.steps == 6
+    a = load_checkpoint(whole.last_checkpoint).net.state_dict()
+    b = load_checkpoint(resumed.last_checkpoint).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+@pytest.mark.parametrize("method", ["siamese-bce", "contrastive", "cosface", "proto-loo"])
+def test_other_methods_run(method: str, tmp_path: Path) -> None:
+    cfg = OmniglotTrainConfig(
+        method=method, batch_size=32, epochs=1, steps_per_epoch=3, affine=True, **{**TINY, "val_episodes": 0}
+    )
+    result = train_omniglot(cfg, tmp_path, progress=False)
+    loaded = load_checkpoint(result.best_checkpoint)
+    assert (loaded.head is not None) == (method == "siamese-bce")
+    assert np.isfinite(result.history[-1]["loss"])
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+def test_cli_train_and_evaluate(trained, tmp_path: Path) -> None:
+    from facegate.cli.oneshot import oneshot_command
+    from facegate.cli.train import train
+
+    runner = CliRunner()
+    out = tmp_path / "train"
+    res = runner.invoke(
+        train,
+        ["omniglot", "--method", "proto", "--out", str(out), "--data", str(DATA), "--epochs", "1",
+         "--steps-per-epoch", "2", "--n-way", "10", "--train-alphabets", "2", "--channels", "16,16,16,16",
+         "--val-episodes", "50", "--quiet"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["steps"] == 2
+    assert (out / "best.pt").is_file() and (out / "config.json").is_file()
+
+    _, result = trained
+    report_dir = tmp_path / "report"
+    res = runner.invoke(
+        oneshot_command,
+        [str(result.best_checkpoint), "--out", str(report_dir), "--data", str(DATA), "--episodes", "200",
+         "--pairs", "2000"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "20 official runs" in res.output
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["pairs"]["n_pairs"] == 2000 and 0.5 < report["pairs"]["accuracy"] <= 1
+    assert {(e["n_way"], e["k_shot"]) for e in report["episodes"]} >= {(5, 1), (20, 1), (20, 5), (16, 1)}
+    assert len(report["official_runs"]["per_run"]) == 20
+    assert report["drawers"]["queries"] == 6590
+    for name in ("report.md", "roc.png", "pairs.png", "episode.png"):
+        assert (report_dir / name).stat().st_size > 0
+
+
+def test_model_module_does_not_import_torch() -> None:
+    code = "import sys, facegate.models.omniglot; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_model_needs_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from facegate.errors import ModelUnavailableError
+    from facegate.models.omniglot import OmniglotModel
+
+    monkeypatch.delenv("FACEGATE_OMNIGLOT_WEIGHTS", raising=False)
+    with pytest.raises(ModelUnavailableError, match="FACEGATE_OMNIGLOT_WEIGHTS"):
+        OmniglotModel()
+    with pytest.raises(ModelUnavailableError, match="not found"):
+        OmniglotModel(weights=tmp_path / "missing.pt")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+def test_model_through_facegate_api(trained, evaluation, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import zipfile
+
+    import facegate
+    from facegate.detection.base import FacialArea
+    from facegate.images import load_image
+    from facegate.models import MODELS
+    from facegate.models.omniglot import OmniglotModel
+
+    _, result = trained
+    model = OmniglotModel(weights=result.best_checkpoint)
+    assert "omniglot" in MODELS and model.dim == 32
+
+    # chips of real PNGs (1-bit, through load_image) embed like the training pipeline
+    with zipfile.ZipFile(DATA / "images_evaluation.zip") as zf:
+        name = evaluation.characters[0]
+        files = sorted(n for n in zf.namelist() if n.startswith(f"images_evaluation/{name}/") and n.endswith(".png"))
+        images = [load_image(zf.read(f)) for f in files[:2]]
+    whole = FacialArea(0, 0, 105, 105, 1.0, np.zeros((5, 2)))
+    chips = [model.chip(img, whole) for img in images]
+    assert chips[0].shape == (105, 105) and chips[0].dtype == np.uint8
+    emb = model.embed(chips)
+    assert emb.shape == (2, 32) and emb.dtype == np.float32
+    loaded = load_checkpoint(result.best_checkpoint)
+    reference = NetScorer(loaded.net, loaded.spec).embed(evaluation.images[0, [int(f[-6:-4]) - 1 for f in files[:2]]])
+    assert np.allclose(emb, reference, atol=1e-4)
+
+    # the public API, with detector "skip": a same-character pair is closer than a different one
+    paths = []
+    for c, d in ((0, 0), (0, 1), (40, 0)):
+        p = tmp_path / f"c{c}_{d}.png"
+        from PIL import Image
+
+        Image.fromarray(~evaluation.images[c, d]).save(p)
+        paths.append(p)
+    monkeypatch.setenv("FACEGATE_OMNIGLOT_WEIGHTS", str(result.best_checkpoint))
+    same = facegate.verify(paths[0], paths[1], model_name="omniglot", detector_backend="skip", threshold=1e9)
+    diff = facegate.verify(paths[0], paths[2], model_name="omniglot", detector_backend="skip", threshold=1e9)
+    assert same.verified and same.model == "omniglot"
+    assert same.distance < diff.distance
