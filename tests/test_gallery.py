@@ -157,6 +157,8 @@ def test_enroll_many_is_per_person_all_or_nothing(fake_gallery):
     assert report.enrolled == {"red": 1, "blue": 1}
     assert "no face" in report.failed["green"]
     assert "green" not in fake_gallery
+    empty = fake_gallery.enroll_many({"nobody": []})
+    assert empty.failed == {"nobody": "no photos"} and "nobody" not in fake_gallery
     again = fake_gallery.enroll_many({"red": [solid((10, 10, 100))]})
     assert again.skipped == ["red"] and fake_gallery.template_count == 2
 

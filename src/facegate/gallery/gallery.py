@@ -76,7 +76,7 @@ class Gallery:
         return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._names.values()
+        return name in self._enrolled
 
     @property
     def path(self) -> str:
@@ -88,6 +88,7 @@ class Gallery:
 
     def _reload(self) -> None:
         _, owners, matrix, self._names = self._store.load_matrix()
+        self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric)
         self._version = self._store.data_version()
 
@@ -158,7 +159,7 @@ class Gallery:
             by_person[name].append(out if isinstance(out, Exception) else (out[0], image_sha256(photo)))
         report = EnrollManyReport()
         for name, items in by_person.items():
-            errors = [str(item) for item in items if isinstance(item, Exception)]
+            errors = [str(item) for item in items if isinstance(item, Exception)] or ([] if items else ["no photos"])
             if errors:
                 report.failed[name] = "; ".join(errors)
                 continue
