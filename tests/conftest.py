@@ -119,3 +119,13 @@ def lfw_dev_test(embedding_cache):
     paths = [str(lfw / "images" / p) for p in pair_images(pairs)]
     embedded = embed_files(paths, "dlib-resnet", "hog", tta=DEFAULT_TTA, cache_dir=embedding_cache)
     return lfw, pairs, embedded
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread for a test module: on a busy 2-core machine two threads wait on each other."""
+    torch = pytest.importorskip("torch")
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

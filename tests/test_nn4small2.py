@@ -20,14 +20,7 @@ from facegate.nets.nn4small2 import (  # noqa: E402
 )
 from tests.conftest import data_dir  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: on a shared, busy 2-core machine two threads wait on each other."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _randomised(seed: int = 0, **kwargs) -> NN4Small2:

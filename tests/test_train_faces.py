@@ -20,13 +20,7 @@ from facegate.training.faces import (  # noqa: E402
 )
 from tests.conftest import data_dir  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _face_like(rng: np.random.Generator, person: int, size: int = 96) -> np.ndarray:
