@@ -24,6 +24,7 @@ from facegate.evaluate.identification import (
     rank1,
     ranks,
 )
+from facegate.evaluate.protocol import SystemResult
 
 FPIR_TARGETS: tuple[float, ...] = (0.1, 0.01)
 
@@ -42,7 +43,7 @@ def photo_folds(labels: Sequence, k: int, seed: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class IdentificationResult:
+class IdentificationResult(SystemResult):
     """Closed- and open-set identification figures of one system on one labelled set."""
 
     system: dict[str, Any]
@@ -60,15 +61,6 @@ class IdentificationResult:
     def rank1(self) -> float:
         """Rank-1 rate over all probes of all rounds."""
         return float(self.cmc[0])
-
-    @property
-    def fte_rate(self) -> float:
-        return len(self.failed_images) / self.n_images if self.n_images else 0.0
-
-    @property
-    def name(self) -> str:
-        s = self.system
-        return f"{s['model']}/{s['detector']}/{s['metric']}" + ("+tta" if s.get("tta") else "")
 
     def rows(self) -> list[tuple[str, str]]:
         out = [

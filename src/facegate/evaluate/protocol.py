@@ -8,6 +8,7 @@ on the tenth, and reports the mean and standard deviation over the ten rotations
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,3 +74,24 @@ def _fold_accuracy(d: np.ndarray, y: np.ndarray, t: float) -> float:
     if y.all() or not y.any() or not np.isfinite(d).any():
         return float(np.mean(((d <= t) == y) & np.isfinite(d)))
     return accuracy(d, y, t)
+
+
+class SystemResult:
+    """What every evaluation result of one system shares: its name and its failure-to-enrol rate.
+
+    Mixed into result dataclasses that have ``system`` (model, detector, metric, tta),
+    ``n_images`` and ``failed_images``.
+    """
+
+    system: dict[str, Any]
+    n_images: int
+    failed_images: dict[str, str]
+
+    @property
+    def fte_rate(self) -> float:
+        return len(self.failed_images) / self.n_images if self.n_images else 0.0
+
+    @property
+    def name(self) -> str:
+        s = self.system
+        return f"{s['model']}/{s['detector']}/{s['metric']}" + ("+tta" if s.get("tta") else "")

@@ -19,7 +19,7 @@ from facegate.datasets.lfw import Pair
 from facegate.distances import get_metric
 from facegate.evaluate.cache import Embedded
 from facegate.evaluate.metrics import Roc, auc, eer, fnmr_at_fmr, roc_curve
-from facegate.evaluate.protocol import KFoldResult, assign_folds, kfold_accuracy
+from facegate.evaluate.protocol import KFoldResult, SystemResult, assign_folds, kfold_accuracy
 
 #: the false-match rates FNMR is reported at
 FMR_TARGETS: tuple[float, ...] = (1e-2, 1e-3, 1e-4)
@@ -69,7 +69,7 @@ class FmrPoint:
 
 
 @dataclass(frozen=True)
-class VerificationResult:
+class VerificationResult(SystemResult):
     """The verification figures of one system (model, detector, metric) on one pair list."""
 
     system: dict[str, Any]
@@ -89,15 +89,6 @@ class VerificationResult:
     #: the threshold ``verify`` would use for this (model, metric), and the accuracy it gives here
     configured_threshold: float | None = None
     configured_accuracy: float | None = None
-
-    @property
-    def fte_rate(self) -> float:
-        return len(self.failed_images) / self.n_images if self.n_images else 0.0
-
-    @property
-    def name(self) -> str:
-        s = self.system
-        return f"{s['model']}/{s['detector']}/{s['metric']}" + ("+tta" if s.get("tta") else "")
 
     def rows(self) -> list[tuple[str, str]]:
         """(figure, value) lines for a printed or Markdown table."""
