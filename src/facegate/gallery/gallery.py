@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from facegate.distances import get_metric
 from facegate.errors import GalleryError
 from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
-from facegate.images import ImageInput, image_sha256
+from facegate.images import ImageInput, image_sha256, read_bytes
 from facegate.models import get_model
 from facegate.pipeline import (
     DEFAULT_DETECTOR,
@@ -87,7 +88,7 @@ class Gallery:
         return len(self._index)
 
     def _reload(self) -> None:
-        _, owners, matrix, self._names = self._store.load_matrix()
+        owners, matrix, self._names = self._store.load_matrix()
         self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric)
         self._version = self._store.data_version()
@@ -105,8 +106,9 @@ class Gallery:
         out = []
         for i, photo in enumerate(photos):
             label = str(photo) if isinstance(photo, (str, Path)) and len(str(photo)) < 300 else f"photo {i + 1}"
-            face = represent(photo, self.model_name, self.detector_backend, multi_face, tta=self.tta, label=label)[0]
-            out.append((face, image_sha256(photo)))
+            source = photo if isinstance(photo, (np.ndarray, Image.Image)) else read_bytes(photo)  # read once
+            face = represent(source, self.model_name, self.detector_backend, multi_face, tta=self.tta, label=label)[0]
+            out.append((face, image_sha256(source)))
         return out
 
     def _new(self, faces: list[tuple[Face, str]]) -> list[NewTemplate]:

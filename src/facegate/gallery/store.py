@@ -144,14 +144,13 @@ class GalleryStore:
         ).fetchall()
         return [PersonRecord(name, count, created) for name, count, created in rows]
 
-    def load_matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
-        """All templates: (template ids, owner person ids, embeddings (n, dim) float32, names)."""
-        rows = self._db.execute("SELECT id, person_id, embedding FROM templates ORDER BY id").fetchall()
+    def load_matrix(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """All templates: (owner person ids, embeddings (n, dim) float32, person names by id)."""
+        rows = self._db.execute("SELECT person_id, embedding FROM templates ORDER BY id").fetchall()
         names = dict(self._db.execute("SELECT id, name FROM people").fetchall())
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        owners = np.array([r[1] for r in rows], dtype=np.int64)
-        matrix = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
-        return ids, owners, matrix.copy(), names
+        owners = np.array([r[0] for r in rows], dtype=np.int64)
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
+        return owners, matrix.copy(), names
 
     # -- writes (each one transaction) -------------------------------------
     def add_person(self, name: str, templates: Sequence[NewTemplate]) -> tuple[int, list[int]]:
