@@ -106,6 +106,21 @@ def test_prepare_box_filter() -> None:
     assert (rows[0] + rows[-1]) / 2 == pytest.approx(52, abs=1) and (cols[0] + cols[-1]) / 2 == pytest.approx(52, abs=1)
 
 
+def test_prepare_fit_scales_and_centres_the_ink() -> None:
+    small = np.zeros((2, 105, 105), bool)
+    small[0, 5:35, 10:25] = True  # 30 x 15 box in a corner
+    fitted = prepare(small, 105, fit=0.8)
+    rows, cols = np.flatnonzero(fitted[0].any(1)), np.flatnonzero(fitted[0].any(0))
+    assert rows[-1] - rows[0] + 1 == pytest.approx(84, abs=1)  # longer side: 80% of 105
+    assert cols[-1] - cols[0] + 1 == pytest.approx(42, abs=1)  # aspect ratio kept
+    assert (rows[0] + rows[-1]) / 2 == pytest.approx(52, abs=1) and (cols[0] + cols[-1]) / 2 == pytest.approx(52, abs=1)
+    assert not fitted[1].any()  # a blank image stays blank
+    dot = np.zeros((1, 105, 105), bool)
+    dot[0, 50:52, 50:52] = True
+    assert prepare(dot, 105, fit=0.8)[0].sum() <= 2 * 2 * 9 + 1e-3  # at most 3x up
+    assert prepare(small, 28, fit=0.8).shape == (2, 28, 28)
+
+
 def test_pair_sampler_balance() -> None:
     rng = np.random.default_rng(0)
     groups = np.repeat(np.arange(10), 5)

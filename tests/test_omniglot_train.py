@@ -65,6 +65,30 @@ def test_conv_embedding_shapes() -> None:
         ConvEmbedding(8, (8, 8, 8, 8, 8))
 
 
+def test_augmentation() -> None:
+    from facegate.training.augment import random_affine, rotate_classes
+
+    x = torch.zeros(3, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0  # a vertical bar
+    gen = torch.Generator().manual_seed(0)
+    same = random_affine(x, gen, rotation_deg=0, shear=0, scale=(1, 1), translate=0)
+    assert torch.allclose(same, x, atol=1e-5)  # no distortion: the identity map
+    moved = random_affine(x, torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+    assert torch.allclose(moved.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.35)  # small: the ink stays in frame
+
+    images = torch.rand(2, 3, 5, 5)  # 2 classes, 3 drawers
+    rotated, groups = rotate_classes(images, np.array([0, 1]))
+    assert rotated.shape == (8, 3, 5, 5) and groups is not None and list(groups) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert torch.equal(rotated[2], torch.rot90(images[0], 1, dims=(-2, -1)))
+
+
+def test_time_budget_means_as_many_epochs_as_fit() -> None:
+    assert OmniglotTrainConfig().epochs == 20
+    assert OmniglotTrainConfig(time_budget=60).epochs >= 100_000
+    assert OmniglotTrainConfig(time_budget=60, epochs=3).epochs == 3
+
+
 def test_checkpoint_round_trip(tmp_path: Path) -> None:
     spec = NetSpec(channels=(8, 8, 8, 8), metric="sqeuclidean")
     net = build_embedding(spec).eval()
@@ -197,6 +221,20 @@ def test_resume_is_deterministic(tmp_path: Path) -> None:
 @pytest.mark.data
 @pytest.mark.slow
 @needs_data
+def test_wall_time_budget_includes_validation(tmp_path: Path) -> None:
+    cfg = OmniglotTrainConfig(method="proto-loo", batch_size=32, steps_per_epoch=5, time_budget=4.0, fit=0.7, **TINY)
+    result = train_omniglot(cfg, tmp_path, progress=False)
+    last = result.history[-1]
+    # it stops at the first check past the budget; validation and loading count as wall time
+    assert 4.0 <= last["wall_seconds"] < 60 and last["train_seconds"] < last["wall_seconds"]
+    loaded = load_checkpoint(result.best_checkpoint)
+    assert loaded.spec.fit == 0.7
+    assert "val_20way_1shot_tta" in loaded.metrics
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
 @pytest.mark.parametrize("method", ["siamese-bce", "contrastive", "cosface", "proto-loo"])
 def test_other_methods_run(method: str, tmp_path: Path) -> None:
     cfg = OmniglotTrainConfig(
@@ -304,3 +342,46 @@ def test_model_through_facegate_api(trained, evaluation, monkeypatch: pytest.Mon
     diff = facegate.verify(paths[0], paths[2], model_name="omniglot", detector_backend="skip", threshold=1e9)
     assert same.verified and same.model == "omniglot"
     assert same.distance < diff.distance
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@needs_data
+def test_gallery_of_characters(trained, evaluation, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Enroll one drawing per character, identify other drawers' drawings of them."""
+    from PIL import Image
+
+    from facegate.detection.base import FacialArea
+    from facegate.gallery import Gallery
+    from facegate.models.registry import _instance
+
+    _, result = trained
+    best = load_checkpoint(result.best_checkpoint)
+    assert best.metrics["val_eer_threshold_tta"] > 0  # training stored the TTA threshold
+    monkeypatch.setenv("FACEGATE_OMNIGLOT_WEIGHTS", str(result.best_checkpoint))
+    monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "none.json"))
+    _instance.cache_clear()
+
+    def png(c: int, d: int) -> Path:
+        path = tmp_path / f"c{c}_d{d}.png"
+        Image.fromarray(~evaluation.images[c, d]).save(path)
+        return path
+
+    characters = list(range(0, 200, 20))  # 10 characters from several alphabets
+    with Gallery(tmp_path / "chars.sqlite", model_name="omniglot", detector_backend="skip") as gallery:
+        # no threshold given, none in a table: the one training measured on its validation alphabets
+        assert gallery.threshold == pytest.approx(best.metrics["val_eer_threshold_tta"])
+        for c in characters:
+            gallery.enroll(f"char{c}", [png(c, 0)])
+        assert len(gallery) == 10
+        right = sum(gallery.identify(png(c, d)).candidates[0].name == f"char{c}" for c in characters for d in (5, 9))
+        assert right >= 10  # chance is 2 of 20
+
+    # TTA for characters shifts, never mirrors
+    model = _instance("omniglot", ())
+    whole = FacialArea(0, 0, 105, 105, 1.0, np.zeros((5, 2)))
+    chip = model.chip(np.asarray(Image.open(png(0, 0)).convert("RGB")), whole)
+    shifted = NetScorer(best.net, best.spec, tta=True).embed(evaluation.images[0, :1])
+    np.testing.assert_allclose(model.embed_tta([chip]), shifted, atol=1e-4)
+    assert not np.allclose(model.embed_tta([chip]), model.embed([chip[:, ::-1].copy()]), atol=1e-3)
+    _instance.cache_clear()

@@ -76,15 +76,10 @@ def select_faces(faces: list[FacialArea], policy: MultiFacePolicy, label: str = 
 
 
 def embed_chips(model: EmbeddingModel, chips: Sequence[np.ndarray], tta: bool = False) -> np.ndarray:
-    """Embeddings of aligned chips; with ``tta`` each is averaged with its mirror image."""
+    """Embeddings of aligned chips; with ``tta``, the model's test-time augmentation
+    (for faces: each chip averaged with its mirror image)."""
     chips = list(chips)
-    if not tta or not chips:
-        return model.embed(chips)
-    both = model.embed(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
-    mean = both[: len(chips)] + both[len(chips) :]
-    if model.normalized:
-        return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    return (mean / 2).astype(np.float32)
+    return model.embed_tta(chips) if tta else model.embed(chips)
 
 
 def represent(

@@ -4,7 +4,8 @@ The packaged table (``facegate/data/thresholds.json``) is written by
 ``scripts/calibrate_thresholds.py`` from LFW's ``pairsDevTrain.txt``. A user file
 (``$FACEGATE_THRESHOLDS``, default ``~/.config/facegate/thresholds.json``), written by
 ``facegate calibrate``, overrides it entry by entry. A caller's explicit
-``threshold=`` overrides both.
+``threshold=`` overrides both. A model with neither (a network you trained yourself)
+may bring its own (:meth:`~facegate.models.base.EmbeddingModel.own_threshold`).
 """
 
 from __future__ import annotations
@@ -52,19 +53,34 @@ def _user_table() -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def threshold_entry(model: str, metric: str) -> dict[str, Any]:
-    """The table entry (``threshold`` plus how it was calibrated) for (model, metric)."""
+    """The table entry (``threshold`` plus how it was calibrated) for (model, metric):
+    the user's, else the packaged one, else the one the model's weights came with."""
     for table in (_user_table(), packaged_table()):
         entry = table.get(model, {}).get(metric)
         if entry is not None:
             return entry
+    own = _model_threshold(model, metric)
+    if own is not None:
+        return {"threshold": own, "calibrated_on": f"{model}'s own validation data"}
     raise ThresholdUnavailableError(
         f"no calibrated threshold for model {model!r} with metric {metric!r}; "
         "pass threshold=... or run `facegate calibrate`"
     )
 
 
+def _model_threshold(model: str, metric: str) -> float | None:
+    from facegate.models import get_model
+
+    try:
+        value = get_model(model).own_threshold(metric)
+    except FacegateError:  # unknown model, or one without weights: no threshold of its own
+        return None
+    return None if value is None else float(value)
+
+
 def find_threshold(model: str, metric: str, override: float | None = None) -> float:
-    """The threshold to use: the caller's, else the user's calibration, else the packaged one."""
+    """The threshold to use: the caller's, else the user's calibration, else the packaged
+    one, else the model's own."""
     if override is not None:
         return float(override)
     return float(threshold_entry(model, metric)["threshold"])

@@ -42,17 +42,26 @@ def _channels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
     help="Folder with images_background.zip (or extracted) [default: $FACEGATE_OMNIGLOT].",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--steps-per-epoch", type=int, default=100, show_default=True)
-@click.option("--time-budget", type=float, default=None, help="Stop after this many seconds of training.")
+@click.option("--epochs", type=int, default=None, help="[20; with --time-budget: as many as fit]")
+@click.option("--steps-per-epoch", type=int, default=200, show_default=True)
+@click.option(
+    "--time-budget", type=float, default=None, help="Stop after this many seconds of wall time (validation included)."
+)
 @click.option("--lr", type=float, default=None, help="Adam learning rate [2e-3 for proto/proto-loo, else 1e-3].")
 @click.option("--input-size", type=int, default=28, show_default=True)
 @click.option("--channels", default="32,64,64,128", show_default=True, callback=_channels, help="Conv widths.")
 @click.option("--dim", type=int, default=None, help="Add a linear projection to this many dimensions.")
 @click.option("--center/--no-center", default=False, show_default=True, help="Centre the ink first.")
+@click.option(
+    "--fit",
+    type=float,
+    default=0.8,
+    show_default=True,
+    help="Scale and centre the ink to this share of the frame (0: off).",
+)
 @click.option("--rotations/--no-rotations", default=True, show_default=True, help="90/180/270° as new classes.")
-@click.option("--affine/--no-affine", default=False, show_default=True, help="Small random affine distortions.")
-@click.option("--within-alphabet", type=float, default=0.3, show_default=True, help="Share of within-alphabet batches.")
+@click.option("--affine/--no-affine", default=True, show_default=True, help="Small random affine distortions.")
+@click.option("--within-alphabet", type=float, default=0.6, show_default=True, help="Share of within-alphabet batches.")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--per-class", type=int, default=None, help="Triplet, proto-loo: images per class (P×K) [4, 2].")
 @click.option("--margin", type=float, default=None, help="Loss margin [method default].")
@@ -60,9 +69,9 @@ def _channels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @click.option("--n-way", type=int, default=60, show_default=True, help="Proto: classes per episode.")
 @click.option("--k-shot", type=int, default=1, show_default=True)
 @click.option("--n-query", type=int, default=5, show_default=True)
-@click.option("--val-alphabets", type=int, default=5, show_default=True)
+@click.option("--val-alphabets", type=int, default=3, show_default=True)
 @click.option("--train-alphabets", type=int, default=None, help="Use only this many training alphabets.")
-@click.option("--val-episodes", type=int, default=500, show_default=True)
+@click.option("--val-episodes", type=int, default=1000, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -395,16 +395,42 @@ def _center(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare(ink: np.ndarray, size: int = 28, center: bool = False) -> np.ndarray:
+def _fit(images: np.ndarray, fraction: float) -> np.ndarray:
+    """Scale each image's ink so that its bounding box's longer side spans ``fraction``
+    of the image (at most 3x up), centred; the size of a drawing stops mattering."""
+    from PIL import Image
+
+    out = np.zeros(images.shape, dtype=np.float32)
+    h, w = images.shape[-2:]
+    for i, img in enumerate(images):
+        ink = img > 0.5 if img.dtype != bool else img
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        if rows.size == 0:
+            out[i] = img
+            continue
+        crop = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+        scale = min(fraction * min(h, w) / max(crop.shape), 3.0)
+        th, tw = (max(1, min(round(n * scale), m)) for n, m in zip(crop.shape, (h, w), strict=True))
+        method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+        resized = np.asarray(Image.fromarray(crop, mode="F").resize((tw, th), method), dtype=np.float32)
+        y, x = (h - th) // 2, (w - tw) // 2
+        out[i, y : y + th, x : x + tw] = resized
+    return out
+
+
+def prepare(ink: np.ndarray, size: int = 28, center: bool = False, fit: float | None = None) -> np.ndarray:
     """Network input from ink images: ``(..., H, W)`` bool/float → ``(..., size, size)`` float32.
 
     Values are in [0, 1] with ink = 1, downsampled with an area (box) filter. With
-    ``center`` the ink is first moved to the middle of the image.
+    ``center`` the ink is first moved to the middle of the image; with ``fit`` it is
+    also scaled so its longer side spans that fraction of the image.
     """
     arr = np.asarray(ink)
     lead, (h, w) = arr.shape[:-2], arr.shape[-2:]
     flat = arr.reshape(-1, h, w)
-    if center:
+    if fit:
+        flat = _fit(flat, fit)
+    elif center:
         flat = _center(flat)
     flat = flat.astype(np.float32, copy=False)
     if (h, w) != (size, size):

@@ -178,7 +178,7 @@ class NetScorer(EmbeddingScorer):
         return np.concatenate(out)
 
     def _embed(self, ink: np.ndarray) -> np.ndarray:
-        return self.embed_prepared(prepare(ink, self.spec.input_size, self.spec.center))
+        return self.embed_prepared(prepare(ink, self.spec.input_size, self.spec.center, self.spec.fit))
 
 
 def embed_split(scorer: Scorer, images: np.ndarray) -> np.ndarray:

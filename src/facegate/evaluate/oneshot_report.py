@@ -90,7 +90,10 @@ def evaluate_checkpoint(
         "spec": loaded.spec.to_dict(),
         "parameters": params,
         "tta": tta,
-        "training": {k: loaded.metrics.get(k) for k in ("train_seconds", "cpu_seconds", "steps", "val_20way_1shot")},
+        "training": {
+            k: loaded.metrics.get(k)
+            for k in ("train_seconds", "cpu_seconds", "wall_seconds", "steps", "val_20way_1shot")
+        },
         **results,
     }
     target = Path(out)
@@ -125,8 +128,13 @@ def markdown(report: dict[str, Any]) -> str:
     tr = report.get("training") or {}
     if tr.get("train_seconds") is not None:
         cpu = tr.get("cpu_seconds")
-        cpu_text = f" ({cpu / 60:.1f} min of process CPU time)" if cpu is not None else ""
-        lines.append(f"- training: {tr['train_seconds'] / 60:.1f} min wall{cpu_text}, {tr.get('steps')} steps")
+        cpu_text = f", {cpu / 60:.1f} min of process CPU time" if cpu is not None else ""
+        wall = tr.get("wall_seconds")
+        wall_text = f" ({wall / 60:.1f} min wall with validation)" if wall is not None else ""
+        lines.append(
+            f"- best checkpoint after {tr['train_seconds'] / 60:.1f} min of training steps{wall_text}{cpu_text}, "
+            f"{tr.get('steps')} steps"
+        )
     lines += [
         "",
         "## Verification pairs (evaluation set)",

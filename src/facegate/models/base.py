@@ -36,3 +36,21 @@ class EmbeddingModel(ABC):
 
     def embed_one(self, chip: np.ndarray) -> np.ndarray:
         return self.embed([chip])[0]
+
+    def embed_tta(self, chips: list[np.ndarray]) -> np.ndarray:
+        """Test-time augmentation: each chip's embedding averaged with its mirror image's.
+
+        Faces are nearly symmetric, so a mirrored face is the same person; a model whose
+        input changes meaning when mirrored (handwriting) overrides this.
+        """
+        if not chips:
+            return self.embed(chips)
+        both = self.embed(chips + [np.ascontiguousarray(c[:, ::-1]) for c in chips])
+        mean = both[: len(chips)] + both[len(chips) :]
+        if self.normalized:
+            return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return (mean / 2).astype(np.float32)
+
+    def own_threshold(self, metric: str) -> float | None:
+        """A decision threshold that came with the weights (None: use the threshold table)."""
+        return None

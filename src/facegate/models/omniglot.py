@@ -5,8 +5,12 @@ the whole image in grey, resized to 105x105 (Omniglot's size); ``embed`` turns i
 ink (dark = ink), downsamples it as in training and runs the network. Then every
 facegate API – verify, galleries, evaluation – works on handwritten characters::
 
-    facegate.verify("a.png", "b.png", model_name="omniglot", detector_backend="skip",
-                    threshold=...)
+    facegate.verify("a.png", "b.png", model_name="omniglot", detector_backend="skip")
+
+Test-time augmentation never mirrors a character (a mirrored letter is another letter):
+it averages one-pixel shifts, as ``facegate evaluate oneshot --tta`` does. The default
+threshold is the one training measured at the equal error rate on its held-out
+alphabets (with the same augmentation), unless the threshold table has one.
 
 The checkpoint comes from ``weights=`` or ``$FACEGATE_OMNIGLOT_WEIGHTS`` (written by
 ``facegate train omniglot``). PyTorch is imported when the model is built, never at
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -51,8 +54,7 @@ class OmniglotModel(EmbeddingModel):
         if not path.is_file():
             raise ModelUnavailableError(f"omniglot checkpoint not found: {path}")
         try:
-            import torch
-
+            from facegate.evaluate.oneshot import NetScorer
             from facegate.nets.omniglot import load_checkpoint
         except ImportError as exc:
             raise ModelUnavailableError(
@@ -62,15 +64,16 @@ class OmniglotModel(EmbeddingModel):
             loaded = load_checkpoint(path)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ModelUnavailableError(f"cannot load omniglot checkpoint {path}: {exc}") from None
-        self._torch: Any = torch
         self._loaded = loaded
+        self._plain = NetScorer(loaded.net, loaded.spec, loaded.head, batch_size, tta=False)
+        self._shifted = NetScorer(loaded.net, loaded.spec, loaded.head, batch_size, tta=True)
         self.weights = path
-        self.batch_size = batch_size
         self.dim = int(loaded.net.dim)  # type: ignore[misc]
         self.normalized = bool(loaded.spec.normalize)  # type: ignore[misc]
         self.default_metric = "cosine" if loaded.spec.metric == "cosine" else "euclidean"  # type: ignore[misc]
-        #: distance threshold at the validation EER, when training stored one
+        #: distance thresholds at the validation EER, plain and with shift TTA, when training stored them
         self.threshold: float | None = loaded.metrics.get("val_eer_threshold")
+        self.threshold_tta: float | None = loaded.metrics.get("val_eer_threshold_tta", self.threshold)
 
     def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:
         """The face box (the whole image under ``skip``) in grey, 105x105 uint8."""
@@ -84,21 +87,28 @@ class OmniglotModel(EmbeddingModel):
         return np.asarray(grey, dtype=np.uint8)
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
+        return self._plain.embed_prepared(self._prepare(chips))
+
+    def embed_tta(self, chips: list[np.ndarray]) -> np.ndarray:
+        """The mean embedding over one-pixel shifts (never a mirror image)."""
+        return self._shifted.embed_prepared(self._prepare(chips))
+
+    def own_threshold(self, metric: str) -> float | None:
+        """The validation-EER threshold stored by training, for the model's own metric.
+
+        It was measured with shift TTA (facegate's default); without TTA distances
+        spread a little more, see ``threshold`` for the plain one.
+        """
+        return self.threshold_tta if metric == self.default_metric else None
+
+    def _prepare(self, chips: list[np.ndarray]) -> np.ndarray:
         from facegate.datasets.omniglot import prepare
 
-        if not chips:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        grey = np.stack([_grey(c) for c in chips])
-        ink = 1.0 - grey / 255.0
         spec = self._loaded.spec
-        x = prepare(ink, spec.input_size, spec.center)
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(x), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size]))[:, None]
-                out.append(self._loaded.net(batch).float().numpy())
-        return np.concatenate(out).astype(np.float32)
+        if not chips:
+            return np.zeros((0, spec.input_size, spec.input_size), dtype=np.float32)
+        ink = 1.0 - np.stack([_grey(c) for c in chips]) / 255.0
+        return prepare(ink, spec.input_size, spec.center, spec.fit)
 
 
 def _grey(chip: np.ndarray) -> np.ndarray:

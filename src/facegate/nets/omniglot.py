@@ -54,6 +54,8 @@ class NetSpec:
     input_size: int = 28
     #: whether the ink is centred before downsampling
     center: bool = False
+    #: scale the ink's bounding box to this fraction of the side (and centre it)
+    fit: float | None = None
     #: conv widths, one per block (conv arch)
     channels: tuple[int, ...] = (64, 64, 64, 64)
     #: output dimension: a final linear layer when set (conv), the dense width (koch)
