@@ -377,18 +377,27 @@ def _box_matrix(src: int, dst: int) -> np.ndarray:
     return m / scale
 
 
+def _ink_box(img: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``((top, bottom), (left, right))`` of the ink in one image, inclusive; None when blank."""
+    ink = img > 0.5 if img.dtype != bool else img
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
+
+
 def _center(images: np.ndarray) -> np.ndarray:
     """Shift each image so that its ink's bounding-box centre is at the image centre."""
     out = np.zeros_like(images)
     h, w = images.shape[-2:]
     for i, img in enumerate(images):
-        ink = img > 0.5 if img.dtype != bool else img
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        if rows.size == 0:
+        box = _ink_box(img)
+        if box is None:
             out[i] = img
             continue
-        dy = int(round((h - 1) / 2 - (rows[0] + rows[-1]) / 2))
-        dx = int(round((w - 1) / 2 - (cols[0] + cols[-1]) / 2))
+        (top, bottom), (left, right) = box
+        dy = int(round((h - 1) / 2 - (top + bottom) / 2))
+        dx = int(round((w - 1) / 2 - (left + right) / 2))
         ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
         yt, xt = slice(max(-dy, 0), h - max(dy, 0)), slice(max(-dx, 0), w - max(dx, 0))
         out[i, ys, xs] = img[yt, xt]
@@ -403,12 +412,12 @@ def _fit(images: np.ndarray, fraction: float) -> np.ndarray:
     out = np.zeros(images.shape, dtype=np.float32)
     h, w = images.shape[-2:]
     for i, img in enumerate(images):
-        ink = img > 0.5 if img.dtype != bool else img
-        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-        if rows.size == 0:
+        box = _ink_box(img)
+        if box is None:
             out[i] = img
             continue
-        crop = img[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32)
+        (top, bottom), (left, right) = box
+        crop = img[top : bottom + 1, left : right + 1].astype(np.float32)
         scale = min(fraction * min(h, w) / max(crop.shape), 3.0)
         th, tw = (max(1, min(round(n * scale), m)) for n, m in zip(crop.shape, (h, w), strict=True))
         method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
