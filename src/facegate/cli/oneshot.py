@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+
+
+def omniglot_data_option(files: str) -> Callable[[Any], Any]:
+    """``--data DIR``: the Omniglot folder holding ``files`` [default: $FACEGATE_OMNIGLOT]."""
+    return click.option(
+        "--data",
+        "data_root",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("FACEGATE_OMNIGLOT"),
+        help=f"Folder with {files} (or extracted) [default: $FACEGATE_OMNIGLOT].",
+    )
 
 
 def _pct(x: float) -> str:
@@ -15,13 +28,7 @@ def _pct(x: float) -> str:
 @click.command("oneshot")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    "data_root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("FACEGATE_OMNIGLOT"),
-    help="Folder with images_evaluation.zip and all_runs.zip [default: $FACEGATE_OMNIGLOT].",
-)
+@omniglot_data_option("images_evaluation.zip and all_runs.zip")
 @click.option("--episodes", type=int, default=10_000, show_default=True, help="Random episodes per setting.")
 @click.option("--pairs", "n_pairs", type=int, default=10_000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -8,10 +8,11 @@ ones; see :mod:`facegate.training.omniglot` for the methods.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
+
+from facegate.cli.oneshot import omniglot_data_option
 
 METHODS = ("siamese-bce", "triplet", "contrastive", "proto", "proto-loo", "cosface")
 
@@ -34,13 +35,7 @@ def _channels(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple
 @train.command("omniglot")
 @click.option("--method", type=click.Choice(METHODS), default="proto-loo", show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    "data_root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=lambda: os.environ.get("FACEGATE_OMNIGLOT"),
-    help="Folder with images_background.zip (or extracted) [default: $FACEGATE_OMNIGLOT].",
-)
+@omniglot_data_option("images_background.zip")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=None, help="[20; with --time-budget: as many as fit]")
 @click.option("--steps-per-epoch", type=int, default=200, show_default=True)
