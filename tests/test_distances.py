@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from facegate.distances import METRICS, distance, get_metric, pairwise
-from facegate.errors import UnknownNameError
-from facegate.thresholds import (
+from facegate.decisions import find_threshold
+from facegate.decisions.table import (
     ThresholdUnavailableError,
-    find_threshold,
     packaged_table,
     save_threshold,
     threshold_entry,
 )
+from facegate.distances import METRICS, distance, get_metric, pairwise
+from facegate.errors import UnknownNameError
 
 
 def test_known_values():
@@ -70,8 +70,11 @@ def test_packaged_table_covers_the_builtin_models():
     for model in ("dlib-resnet", "pixels"):
         for metric in ("euclidean", "euclidean_l2", "cosine"):
             entry = table[model][metric]
-            assert 0.0 < entry["threshold"] < 2.0
-            assert entry["calibrated_on"] == "LFW View 1 pairsDevTrain.txt"
+            assert 0.0 < find_threshold(model, metric) < 2.0
+            assert entry["calibrated_on"] == "LFW View 1 training people (pairsDevTrain.txt's people, all their images)"
+            assert entry["scores"]["distance"]["curve"]["n_impostor"] == 5_868_254
+    assert table["dlib-resnet"]["euclidean"]["default_score"] == "asnorm"
+    assert table["pixels"]["euclidean"]["default_score"] == "distance"
 
 
 def test_threshold_precedence(tmp_path, monkeypatch):
@@ -82,7 +85,10 @@ def test_threshold_precedence(tmp_path, monkeypatch):
     assert json.loads(path.read_text())["thresholds"]["dlib-resnet"]["euclidean"]["threshold"] == 0.42
     assert find_threshold("dlib-resnet", "euclidean") == 0.42 != packaged
     assert threshold_entry("dlib-resnet", "euclidean")["target_fmr"] == 0.001
-    assert find_threshold("dlib-resnet", "cosine") == packaged_table()["dlib-resnet"]["cosine"]["threshold"]
+    curve = packaged_table()["dlib-resnet"]["cosine"]["scores"]["distance"]["curve"]
+    assert find_threshold("dlib-resnet", "cosine") == pytest.approx(
+        np.interp(np.log(1e-3), np.log(curve["fmr"]), curve["thresholds"]), abs=1e-3
+    )
 
 
 def test_missing_threshold_says_how_to_get_one(tmp_path, monkeypatch):

@@ -173,7 +173,8 @@ def test_pairs_command_reports_missing_images(colour_pairs, tmp_path):
 
 
 def test_calibrate_on_a_folder_saves_the_threshold(colour_set, tmp_path):
-    from facegate.thresholds import find_threshold, threshold_entry
+    from facegate.decisions import find_threshold
+    from facegate.decisions.table import threshold_entry
 
     out = tmp_path / "out"
     args = [str(colour_set), *FAKE, "--target-fmr", "0.01", "--no-cache", "--out", str(out)]

@@ -89,7 +89,8 @@ def test_calibrate_threshold_meets_the_target():
 
 
 def test_save_calibration_feeds_find_threshold(tmp_path, monkeypatch):
-    from facegate.thresholds import find_threshold, threshold_entry
+    from facegate.decisions import find_threshold
+    from facegate.decisions.table import threshold_entry
 
     monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "t.json"))
     d = np.r_[np.linspace(0, 0.5, 100), np.linspace(0.6, 1.0, 1000)]

@@ -163,13 +163,33 @@ def test_enroll_many_is_per_person_all_or_nothing(fake_gallery):
     assert again.skipped == ["red"] and fake_gallery.template_count == 2
 
 
-def test_search_top_k_orders_people_by_their_closest_template(fake_gallery):
-    fake_gallery.add_embeddings("a", np.array([[0.0, 0, 0], [0.9, 0.9, 0.9]]))
-    fake_gallery.add_embeddings("b", np.array([[0.2, 0, 0]]))
-    fake_gallery.add_embeddings("c", np.array([[0.5, 0, 0]]))
-    found = fake_gallery.search(np.array([0.85, 0.9, 0.9]), top_k=2)
-    assert [c.name for c in found] == ["a", "c"]
-    assert found[0].distance == pytest.approx(0.05, abs=1e-6)
+def test_search_top_k_orders_people_by_their_closest_template(tmp_path):
+    with Gallery(tmp_path / "g.sqlite", "mean-colour", "flat", threshold=0.1, fusion="min") as gallery:
+        gallery.add_embeddings("a", np.array([[0.0, 0, 0], [0.9, 0.9, 0.9]]))
+        gallery.add_embeddings("b", np.array([[0.2, 0, 0]]))
+        gallery.add_embeddings("c", np.array([[0.5, 0, 0]]))
+        found = gallery.search(np.array([0.85, 0.9, 0.9]), top_k=2)
+        assert [c.name for c in found] == ["a", "c"]
+        assert found[0].distance == pytest.approx(0.05, abs=1e-6)
+
+
+def test_fusion_both_averages_the_closest_template_and_the_mean(fake_gallery):
+    assert fake_gallery.fusion == "both"
+    fake_gallery.add_embeddings("a", np.array([[0.0, 0, 0], [0.6, 0, 0]]))
+    # closest template 0.1 away, the mean (0.3, 0, 0) 0.2 away: fused 0.15
+    assert fake_gallery.search(np.array([0.1, 0, 0]), top_k=1)[0].distance == pytest.approx(0.15, abs=1e-6)
+
+
+def brute_force(templates, query, fusion: str) -> dict[str, float]:
+    vectors: dict[str, list] = {}
+    for name, vector in templates:
+        vectors.setdefault(name, []).append(np.float64(vector))
+    out = {}
+    for name, rows in vectors.items():
+        closest = min(float(np.linalg.norm(r - np.float64(query))) for r in rows)
+        to_mean = float(np.linalg.norm(np.mean(np.float32(rows), axis=0) - np.float64(query)))
+        out[name] = {"min": closest, "mean": to_mean, "both": (closest + to_mean) / 2}[fusion]
+    return out
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -180,15 +200,13 @@ def test_search_top_k_orders_people_by_their_closest_template(fake_gallery):
         max_size=25,
     ),
     st.lists(st.floats(0, 1), min_size=3, max_size=3),
+    st.sampled_from(["min", "mean", "both"]),
 )
-def test_search_agrees_with_brute_force(tmp_path_factory, templates, query):
-    with Gallery(":memory:", model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
+def test_search_agrees_with_brute_force(tmp_path_factory, templates, query, fusion):
+    with Gallery(":memory:", model_name="mean-colour", detector_backend="flat", threshold=0.1, fusion=fusion) as g:
         for name, vector in templates:
             g.add_embeddings(name, np.array([vector]), sources=[str(np.random.random())])
-        best: dict[str, float] = {}
-        for name, vector in templates:
-            d = float(np.linalg.norm(np.float32(vector) - np.float32(query)))
-            best[name] = min(best.get(name, np.inf), d)
+        best = brute_force(templates, query, fusion)
         found = g.search(np.array(query), top_k=5)
         assert [c.name for c in found][:1] == [min(best, key=best.get)] or np.isclose(
             found[0].distance, min(best.values()), atol=1e-5

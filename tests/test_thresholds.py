@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from facegate.detection.base import FacialArea
-from facegate.errors import ModelUnavailableError
-from facegate.models import MODELS, EmbeddingModel
-from facegate.thresholds import (
+from facegate.decisions import find_threshold
+from facegate.decisions.table import (
     ThresholdUnavailableError,
-    find_threshold,
     packaged_table,
     save_threshold,
     threshold_entry,
 )
+from facegate.detection.base import FacialArea
+from facegate.errors import ModelUnavailableError
+from facegate.models import MODELS, EmbeddingModel
 
 if "own-threshold" not in MODELS:
 
@@ -52,10 +52,17 @@ def empty_user_file(tmp_path, monkeypatch):
     return path
 
 
-def test_packaged_table_serves_the_default_model():
-    expected = packaged_table()["dlib-resnet"]["euclidean"]["threshold"]
-    assert find_threshold("dlib-resnet", "euclidean") == pytest.approx(expected)
-    assert 0.3 < expected < 0.6
+def test_packaged_curve_gives_the_default_models_threshold_at_fmr_1e3():
+    points = {p["fmr"]: p["threshold"] for p in _distance_curve().operating_points()}
+    assert find_threshold("dlib-resnet", "euclidean") == pytest.approx(points[1e-3], abs=1e-4)
+    assert find_threshold("dlib-resnet", "euclidean", fmr=1e-4) == pytest.approx(points[1e-4], abs=1e-4)
+    assert points[1e-4] < points[1e-3] < points[1e-2]
+
+
+def _distance_curve():
+    from facegate.decisions import FmrCurve
+
+    return FmrCurve.from_dict(packaged_table()["dlib-resnet"]["euclidean"]["scores"]["distance"]["curve"])
 
 
 def test_model_threshold_is_the_last_resort():

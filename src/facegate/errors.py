@@ -79,3 +79,13 @@ class ImageNotFoundError(ImageError, FileNotFoundError):
 
 class DuplicateTemplateError(GalleryError):
     """The same photo is already enrolled for that person."""
+
+
+class PoorQualityError(FacegateError):
+    """The face is too small, turned or blurred to decide on: try again (not a "no")."""
+
+    exit_code = 7
+
+    def __init__(self, message: str, quality: dict | None = None) -> None:
+        super().__init__(message)
+        self.quality = quality or {}

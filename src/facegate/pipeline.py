@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from facegate.decisions.quality import FaceQuality, measure
 from facegate.detection import FacialArea, get_detector
 from facegate.errors import FacegateError, MultipleFacesError, NoFaceError
 from facegate.images import ImageInput, load_image
@@ -40,6 +41,8 @@ class Face:
     facial_area: FacialArea
     model: str
     detector: str
+    #: size, pose and sharpness of the face (see :mod:`facegate.decisions.quality`)
+    quality: FaceQuality | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class Face:
             "facial_area": self.facial_area.to_dict(),
             "model": self.model,
             "detector_backend": self.detector,
+            "quality": None if self.quality is None else self.quality.to_dict(),
         }
 
 
@@ -121,13 +125,19 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
             continue
         found.append(faces)
         chips.extend(model.chip(image, f) for f in faces)
+    judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector
+    qualities = iter([measure(f.landmarks, c) if judged else None for f, c in zip(_faces(found), chips, strict=True)])
     vectors = iter(embed_chips(model, chips, tta=job.tta))
     return [
         item
         if isinstance(item, FacegateError)
-        else [Face(next(vectors), f, model.name, job.detector_backend) for f in item]
+        else [Face(next(vectors), f, model.name, job.detector_backend, next(qualities)) for f in item]
         for item in found
     ]
+
+
+def _faces(found: list[list[FacialArea] | FacegateError]) -> list[FacialArea]:
+    return [f for item in found if not isinstance(item, FacegateError) for f in item]
 
 
 def represent_many(

@@ -184,7 +184,7 @@ def compare(photo_a, photo_b, model, detector, metric, threshold, as_json):
 @json_option
 def models_cmd(as_json):
     """List the embedding models, detectors and metrics, with the thresholds in use."""
-    from facegate.thresholds import ThresholdUnavailableError, threshold_entry
+    from facegate.decisions.table import ThresholdUnavailableError, threshold_entry
 
     rows = []
     for model in MODELS.names():

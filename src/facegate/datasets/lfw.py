@@ -52,6 +52,20 @@ def read_pairs(path: str | Path) -> list[Pair]:
     return pairs
 
 
+def people_images(lfw: str | Path, pair_file: str) -> tuple[list[str], list[int]]:
+    """Every image, under ``lfw/images``, of every person a pair file names, with a
+    person number per image (people sorted by name)."""
+    root = Path(lfw)
+    pairs = read_pairs(root / pair_file)
+    people = sorted({p.first.split("/")[0] for p in pairs} | {p.second.split("/")[0] for p in pairs})
+    paths, labels = [], []
+    for i, person in enumerate(people):
+        for image in sorted((root / "images" / person).glob("*.jpg")):
+            paths.append(str(image))
+            labels.append(i)
+    return paths, labels
+
+
 def pair_images(pairs: list[Pair]) -> list[str]:
     """The distinct images the pairs use, sorted."""
     return sorted({p.first for p in pairs} | {p.second for p in pairs})

@@ -16,15 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from facegate.errors import FacegateError
+from facegate.decisions.curves import CalibrationError
+from facegate.decisions.table import save_threshold
 from facegate.evaluate.metrics import roc_curve
-from facegate.thresholds import save_threshold
-
-
-class CalibrationError(FacegateError):
-    """The development set cannot support the requested calibration."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any
 
 from facegate.datasets.folders import FaceSet
 from facegate.datasets.lfw import Pair, pair_images
+from facegate.decisions import find_threshold
+from facegate.decisions.table import ThresholdUnavailableError
 from facegate.distances import get_metric
 from facegate.evaluate.cache import Embedded, embed_files
 from facegate.evaluate.identification_protocol import IdentificationResult, identification_kfold
@@ -21,7 +23,6 @@ from facegate.evaluate.metrics import accuracy
 from facegate.evaluate.verification import FMR_TARGETS, VerificationResult, score_pairs, verification_metrics
 from facegate.models import get_model
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA
-from facegate.thresholds import ThresholdUnavailableError, find_threshold
 
 
 @dataclass(frozen=True)

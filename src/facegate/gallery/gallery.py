@@ -3,21 +3,38 @@
 The SQLite store is the truth; an in-memory matrix of every template's embedding
 mirrors it (rebuilt after each write, and when another process changes the file),
 so identification is one vectorised distance computation over all templates.
+
+Decisions are made at an operating point, not a fixed distance: the door check
+allows a target false-match rate for the claimed person (default 1 in 1,000) and
+identification a target false-positive identification rate (default 1% of
+strangers), which becomes a stricter threshold as the gallery grows
+(:mod:`facegate.decisions`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from facegate.decisions import (
+    DEFAULT_FUSION,
+    OperatingPoint,
+    identification_point,
+    mean_embedding,
+    scoring_for,
+    verification_point,
+)
+from facegate.decisions.fusion import Fusion
+from facegate.decisions.quality import DEFAULT_GATE, QualityGate
 from facegate.distances import get_metric
 from facegate.errors import GalleryError
 from facegate.gallery.index import TemplateIndex
-from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, IdentifyResult
+from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
 from facegate.images import ImageInput, image_sha256, read_bytes
 from facegate.models import get_model
@@ -30,8 +47,10 @@ from facegate.pipeline import (
     represent,
     represent_many,
 )
-from facegate.thresholds import find_threshold
-from facegate.verification import VerifyResult
+from facegate.verification import VerifyResult, decision_rates
+
+#: frames of one probe: several images of the same face (a door camera's burst)
+Probe = ImageInput | Sequence[ImageInput]
 
 
 class Gallery:
@@ -41,6 +60,16 @@ class Gallery:
     >>> gallery.enroll("younes", ["younes.jpg"])      # doctest: +SKIP
     >>> gallery.identify("camera_0.jpg").identity     # doctest: +SKIP
     'younes'
+
+    ``fmr`` is the false-match rate a door check allows for the claimed person
+    (default 1e-3), ``fpir`` the share of strangers identification may name as
+    someone (default 1e-2); the thresholds follow from the calibrated curve of
+    (model, metric) and the gallery's size. A raw distance ``threshold`` replaces
+    both. ``fusion`` says how a person's templates are combined (closest, mean or
+    both), ``normalise`` whether scores are normalised against a cohort (default:
+    as calibrated), and ``quality`` refuses to decide on probes too small, turned
+    or blurred to trust (a :class:`~facegate.decisions.quality.QualityGate`; None
+    turns it off).
     """
 
     def __init__(
@@ -51,6 +80,11 @@ class Gallery:
         distance_metric: str | None = None,
         threshold: float | None = None,
         tta: bool = DEFAULT_TTA,
+        fmr: float | None = None,
+        fpir: float | None = None,
+        fusion: Fusion = DEFAULT_FUSION,
+        normalise: bool | None = None,
+        quality: QualityGate | None = DEFAULT_GATE,
     ) -> None:
         stored = GalleryStore.stored_model(path)
         self.model_name = model_name or stored or DEFAULT_MODEL
@@ -58,7 +92,12 @@ class Gallery:
         self.detector_backend = detector_backend
         self.metric_name = distance_metric or model.default_metric
         self._metric = get_metric(self.metric_name)
-        self.threshold = find_threshold(self.model_name, self.metric_name, threshold)
+        self.scoring = scoring_for(self.model_name, self.metric_name, normalise, threshold)
+        self.raw_threshold = threshold
+        self.fmr = fmr
+        self.fpir = fpir
+        self.fusion = fusion
+        self.quality = quality
         self.tta = tta
         self._store = GalleryStore(path, self.model_name, model.dim)
         self._reload()
@@ -90,8 +129,32 @@ class Gallery:
     def _reload(self) -> None:
         owners, matrix, self._names = self._store.load_matrix()
         self._enrolled = set(self._names.values())
-        self._index = TemplateIndex(owners, matrix, self._names, self._metric)
+        self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
+        self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
+        self._identification = identification_point(self.scoring, self._index.counts, self.raw_threshold, self.fpir)
         self._version = self._store.data_version()
+
+    # -- operating points ---------------------------------------------------------
+    def door_point(self, name: str) -> OperatingPoint:
+        """The operating point of a door check for ``name`` (their template count matters)."""
+        self._sync()
+        person = self._store.person_id(name)
+        templates = int(self._index.counts[self._index.row_of(person)]) if person in self._index.people else 0
+        return verification_point(self.scoring, self.raw_threshold, self.fmr, templates)
+
+    @property
+    def identification_point(self) -> OperatingPoint:
+        """The open-set operating point at the gallery's current size."""
+        self._sync()
+        return self._identification
+
+    def state(self) -> GalleryState:
+        """People, templates and the error rates expected at the current size."""
+        self._sync()
+        counts = self._index.counts
+        typical = int(np.median(counts)) if len(counts) else 1
+        door = verification_point(self.scoring, self.raw_threshold, self.fmr, typical)
+        return GalleryState.describe(len(counts), int(counts.sum()), typical, door, self._identification, self.scoring)
 
     def _sync(self) -> None:
         if self._store.data_version() != self._version:
@@ -214,72 +277,149 @@ class Gallery:
         return self._store.people()
 
     # -- search ------------------------------------------------------------------
-    def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
-        """The ``top_k`` nearest people to an embedding (each by their closest template)."""
-        self._sync()
-        return [Candidate(name, round(d, 6)) for name, d in self._index.nearest(embedding, top_k)]
+    def _scores(self, embedding: np.ndarray):
+        """Every person's score for a probe embedding, and the probe's cohort statistics."""
+        stats = self.scoring.stats(embedding)
+        return self.scoring.score(self._index.person_distances(embedding), stats, self._person_stats), stats
 
-    def identify(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
+    def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
+        """The ``top_k`` best-scoring people for an embedding, best first, with their fused distances."""
+        self._sync()
+        if not len(self._index):
+            return []
+        scores, _ = self._scores(embedding)
+        order = {name: float(scores[i]) for i, name in enumerate(self._person_names())}
+        return [
+            Candidate(name, round(d, 6), round(order[name], 6))
+            for name, d in self._index.nearest(embedding, top_k, scores)
+        ]
+
+    def _person_names(self) -> list[str]:
+        return [self._names[int(p)] for p in self._index.people]
+
+    def _probe(self, img: Probe, multi_face: MultiFacePolicy) -> list[Face]:
+        """The probe's faces; several frames of one face are fused into one embedding."""
+        if isinstance(img, (list, tuple)):
+            if not img:
+                raise GalleryError("a probe needs at least one frame")
+            faces = [self._probe(frame, "largest")[0] for frame in img]
+            if len(faces) == 1:
+                return faces
+            fused = mean_embedding(np.stack([f.embedding for f in faces]))
+            return [replace(faces[0], embedding=fused.astype(np.float32))]
+        faces = represent(img, self.model_name, self.detector_backend, multi_face, tta=self.tta, label="the probe")
+        if self.quality is not None:
+            for face in faces[:1] if multi_face != "all" else []:
+                self.quality.check(face)
+        return faces
+
+    def identify(self, img: Probe, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
         """Who is the (largest) face in ``img``? Open set: "unknown" is an answer.
 
-        A photo without a face raises :class:`~facegate.errors.NoFaceError`.
+        ``img`` may be several frames of one face (a list), fused into one probe. A
+        photo without a face raises :class:`~facegate.errors.NoFaceError`; a face
+        the quality gate refuses raises :class:`~facegate.errors.PoorQualityError`.
         """
         start = time.perf_counter()
-        face = represent(img, self.model_name, self.detector_backend, "largest", tta=self.tta, label="the probe")[0]
+        face = self._probe(img, "largest")[0]
         return self._identify_face(face, top_k, threshold, start)
 
     def identify_all(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> list[IdentifyResult]:
         """Identify every face in ``img``, largest first."""
         start = time.perf_counter()
-        faces = represent(img, self.model_name, self.detector_backend, "all", tta=self.tta, label="the probe")
+        faces = self._probe(img, "all")
         return [self._identify_face(face, top_k, threshold, start) for face in faces]
 
     def _identify_face(self, face: Face, top_k: int, threshold: float | None, start: float) -> IdentifyResult:
-        limit = self.threshold if threshold is None else float(threshold)
-        candidates = self.search(face.embedding, top_k)
+        self._sync()
+        point = self._identification
+        if threshold is not None:
+            point = identification_point(
+                scoring_for(self.model_name, self.metric_name, False, threshold), self._index.counts, threshold
+            )
+        candidates = self.search(face.embedding, top_k) if threshold is None else self._plain_search(face, top_k)
         best = candidates[0] if candidates else None
+        known = best is not None and best.score <= point.threshold
+        limit = self._distance_limit(point, face.embedding, best.name) if best is not None else point.threshold
+        estimated = point.rate_at(best.score) if best is not None else None
         return IdentifyResult(
-            identity=best.name if best is not None and best.distance <= limit else None,
+            identity=best.name if known else None,
             distance=best.distance if best is not None else None,
-            threshold=limit,
+            threshold=round(limit, 6),
             candidates=candidates,
             model=self.model_name,
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
             facial_area=face.facial_area.to_dict(),
             time=round(time.perf_counter() - start, 4),
+            target_fpir=point.target,
+            estimated_fpir=None if estimated is None else float(f"{estimated:.3g}"),
+            enrolled_people=len(self._index.people),
+            threshold_source=point.source,
         )
 
+    def _plain_search(self, face: Face, top_k: int) -> list[Candidate]:
+        """Candidates by plain fused distance (for a caller's raw distance threshold)."""
+        return [Candidate(n, round(d, 6), round(d, 6)) for n, d in self._index.nearest(face.embedding, top_k)]
+
+    def _distance_limit(self, point: OperatingPoint, embedding: np.ndarray, name: str) -> float:
+        """The distance threshold ``point`` means for this probe and person."""
+        if point.source.startswith("distance threshold") or self._person_stats is None:
+            return point.threshold
+        row = self._index.row_of(self._store.person_id(name))
+        person = type(self._person_stats)(self._person_stats.mean[row : row + 1], self._person_stats.std[row : row + 1])
+        return self.scoring.distance_limit(point.threshold, self.scoring.stats(embedding), person)
+
     def verify_identity(
-        self, img: ImageInput, name: str, threshold: float | None = None, require_nearest: bool = True
+        self,
+        img: Probe,
+        name: str,
+        threshold: float | None = None,
+        require_nearest: bool = True,
     ) -> VerifyResult:
         """The door check: is the face in ``img`` the enrolled person ``name``?
 
-        The probe is compared with every template of ``name`` and the closest decides
-        against the threshold. With ``require_nearest`` (the default) the door also
-        stays shut when another enrolled person is closer to the probe than ``name``
-        is: a resident claiming to be a colleague they resemble is refused even when
-        the resemblance is within the threshold.
+        The probe is scored against ``name``'s fused templates and accepted when the
+        score is within the operating point for ``name`` (the target FMR, counting
+        how many photos ``name`` was enrolled with). With ``require_nearest`` (the
+        default) the door also stays shut when another enrolled person scores better
+        than ``name``: a resident claiming to be a colleague they resemble is refused
+        even when the resemblance is within the threshold. ``img`` may be several
+        frames of one face (a list), fused into one probe.
         """
         start = time.perf_counter()
         self._sync()
         person = self._store.person_id(name)  # raises PersonNotFoundError before any work
-        face = represent(img, self.model_name, self.detector_backend, "largest", tta=self.tta, label="the probe")[0]
-        limit = self.threshold if threshold is None else float(threshold)
+        face = self._probe(img, "largest")[0]
+        plain = threshold is not None
+        point = (
+            self.door_point(name)
+            if not plain
+            else verification_point(scoring_for(self.model_name, self.metric_name, False, threshold), threshold)
+        )
         dist = self._index.exact_distance(face.embedding, person)
-        verified = dist <= limit
+        if plain:
+            score = dist
+            candidates = self._plain_search(face, 1)
+        else:
+            scores, _ = self._scores(face.embedding)
+            score = float(scores[self._index.row_of(person)])
+            candidates = self.search(face.embedding, top_k=1)
+        verified = score <= point.threshold
         if verified and require_nearest:
-            nearest = self.search(face.embedding, top_k=1)[0]
-            verified = nearest.name == name or nearest.distance >= round(dist, 6)
+            nearest = candidates[0]
+            verified = nearest.name == name or nearest.score >= round(score, 6)
+        limit = point.threshold if plain else self._distance_limit(point, face.embedding, name)
         return VerifyResult(
             verified=bool(verified),
             distance=round(dist, 6),
-            threshold=limit,
+            threshold=round(limit, 6),
             model=self.model_name,
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
             facial_areas={"img1": face.facial_area.to_dict()},
             time=round(time.perf_counter() - start, 4),
+            **decision_rates(point, score),
             identity=name,
         )
 

@@ -8,8 +8,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Candidate:
+    """An enrolled person and how close a probe came: the fused distance, and the
+    score decisions use (the distance itself, or its cohort-normalised value)."""
+
     name: str
     distance: float
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,12 @@ class IdentifyResult:
     similarity_metric: str
     facial_area: dict[str, Any] | None
     time: float
+    #: the share of strangers the threshold was chosen to let through (None: a raw threshold)
+    target_fpir: float | None = None
+    #: the share of strangers that come as close to someone in this gallery as the best candidate
+    estimated_fpir: float | None = None
+    enrolled_people: int = 0
+    threshold_source: str = ""
 
     @property
     def known(self) -> bool:
@@ -52,6 +62,43 @@ class EnrollManyReport:
     enrolled: dict[str, int] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: identification is "usable" while it finds at least this share of enrolled people
+USABLE_FNIR = 0.2
+
+
+@dataclass(frozen=True)
+class GalleryState:
+    """A gallery's size and the error rates its operating points imply at that size."""
+
+    people: int
+    templates: int
+    door: dict[str, Any]
+    identification: dict[str, Any]
+    score: str
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def describe(cls, people: int, templates: int, typical: int, door, identification, scoring) -> GalleryState:
+        warnings = []
+        fnir = identification.expected_fnmr
+        if not identification.reachable:
+            warnings.append(
+                f"identification cannot reach FPIR {identification.target:g} with {people} people: even the "
+                "strictest measured threshold lets more strangers through"
+            )
+        if fnir is not None and fnir > USABLE_FNIR:
+            warnings.append(
+                f"at FPIR {identification.target:g} with {people} people about {fnir:.0%} of enrolled people would "
+                "not be recognised from one photo: enrol more photos per person, take several frames per probe, "
+                "allow a higher FPIR, or use a stronger model"
+            )
+        door_dict = {**door.to_dict(), "templates_per_person": typical}
+        return cls(people, templates, door_dict, identification.to_dict(), scoring.kind, warnings)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,8 @@ class EmbeddingModel(ABC):
     default_metric: ClassVar[str] = "euclidean"
     #: whether ``embed`` returns unit-length vectors
     normalized: ClassVar[bool] = True
+    #: whether inputs are faces, so the probe quality gate (size, pose, sharpness) applies
+    faces: ClassVar[bool] = False
 
     @abstractmethod
     def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:

@@ -22,6 +22,7 @@ class DlibResNet(EmbeddingModel):
 
     name = "dlib-resnet"
     dim = 128
+    faces = True
     default_metric = "euclidean"
     chip_size = 150
 
@@ -44,6 +45,7 @@ class Pixels(EmbeddingModel):
     """
 
     name = "pixels"
+    faces = True
     side = 32
     dim = side * side
     default_metric = "euclidean_l2"

@@ -77,6 +77,7 @@ class OpenFaceNN4Small2(EmbeddingModel):
 
     name = "openface-nn4small2"
     dim = 128
+    faces = True
     default_metric = "euclidean"
     chip_size = 96
 

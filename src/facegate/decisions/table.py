@@ -1,11 +1,16 @@
-"""Decision thresholds per (model, metric), calibrated on LFW View 1.
+"""Where the decision curves and thresholds come from, per (model, metric).
 
-The packaged table (``facegate/data/thresholds.json``) is written by
-``scripts/calibrate_thresholds.py`` from LFW's ``pairsDevTrain.txt``. A user file
+The packaged table (``facegate/data/thresholds.json``) holds, for each built-in model
+and metric, :class:`~facegate.decisions.curves.FmrCurve` s measured by
+``scripts/calibrate_thresholds.py`` on every cross-identity pair of LFW View 1's
+training people, one per kind of score (``scores``: plain distances, and distances
+normalised against a cohort), with their provenance. A user file
 (``$FACEGATE_THRESHOLDS``, default ``~/.config/facegate/thresholds.json``), written by
-``facegate calibrate``, overrides it entry by entry. A caller's explicit
+``facegate calibrate``, overrides it entry by entry, with a curve of its own or a
+fixed threshold. A caller's explicit
 ``threshold=`` overrides both. A model with neither (a network you trained yourself)
-may bring its own (:meth:`~facegate.models.base.EmbeddingModel.own_threshold`).
+may bring its own threshold
+(:meth:`~facegate.models.base.EmbeddingModel.own_threshold`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from typing import Any
 from facegate.errors import FacegateError
 
 PACKAGED = "thresholds.json"
+#: the false-match rate a 1:1 decision allows unless the operator says otherwise
+#: (NIST SP 800-63B asks at most 1 in 1,000 of a biometric verifier)
+DEFAULT_FMR = 1e-3
+#: the share of strangers an identification may name as someone, unless told otherwise
+DEFAULT_FPIR = 1e-2
 
 
 class ThresholdUnavailableError(FacegateError):
@@ -53,8 +63,9 @@ def _user_table() -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def threshold_entry(model: str, metric: str) -> dict[str, Any]:
-    """The table entry (``threshold`` plus how it was calibrated) for (model, metric):
-    the user's, else the packaged one, else the one the model's weights came with."""
+    """The table entry for (model, metric): the user's, else the packaged one, else the
+    threshold the model's weights came with. An entry holds curves (``scores``) or a
+    fixed ``threshold``, and says how it was calibrated."""
     for table in (_user_table(), packaged_table()):
         entry = table.get(model, {}).get(metric)
         if entry is not None:
@@ -78,21 +89,18 @@ def _model_threshold(model: str, metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-def find_threshold(model: str, metric: str, override: float | None = None) -> float:
-    """The threshold to use: the caller's, else the user's calibration, else the packaged
-    one, else the model's own."""
-    if override is not None:
-        return float(override)
-    return float(threshold_entry(model, metric)["threshold"])
-
-
-def save_threshold(model: str, metric: str, value: float, **details: Any) -> Path:
-    """Record a calibrated threshold in the user file (atomically) and return its path."""
+def save_entry(model: str, metric: str, entry: dict[str, Any]) -> Path:
+    """Record a calibration (a fixed ``threshold`` or ``scores`` curves) in the user file, atomically."""
     path = user_file()
     data: dict[str, Any] = {"thresholds": _user_table()}
-    data["thresholds"].setdefault(model, {})[metric] = {"threshold": float(value), **details}
+    data["thresholds"].setdefault(model, {})[metric] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def save_threshold(model: str, metric: str, value: float, **details: Any) -> Path:
+    """Record a fixed calibrated threshold in the user file and return its path."""
+    return save_entry(model, metric, {"threshold": float(value), **details})

@@ -1,0 +1,52 @@
+"""Fusion: several photos of one person, or several frames of one probe, as one score.
+
+- Templates: a person enrolled from several photos is compared by their closest
+  template (``min``), by their mean embedding (``mean``), or by the average of the
+  two distances (``both``); :func:`fuse`.
+- Probes: a door camera can take several frames; their embeddings are averaged
+  into one probe (:func:`mean_embedding`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from facegate.distances import l2_normalise
+
+Fusion = Literal["min", "mean", "both"]
+FUSIONS: tuple[str, ...] = ("min", "mean", "both")
+#: how a gallery fuses a person's templates unless told otherwise (chosen on LFW's
+#: training people: bench/decisions.py)
+DEFAULT_FUSION: Fusion = "both"
+
+
+def check_fusion(fusion: str) -> Fusion:
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown template fusion {fusion!r}; use one of {', '.join(FUSIONS)}")
+    return fusion  # type: ignore[return-value]
+
+
+def mean_embedding(vectors: np.ndarray) -> np.ndarray:
+    """The mean of several embeddings of one face; unit length again when they are."""
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
+    return person_means(v, np.array([0]))[0]
+
+
+def person_means(matrix: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The mean of each group of rows starting at ``starts``; unit length again when the rows are."""
+    sums = np.add.reduceat(np.asarray(matrix, dtype=np.float64), starts, axis=0)
+    counts = np.diff(np.r_[starts, len(matrix)])[:, None]
+    means = sums / counts
+    unit = bool(np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-3))
+    return (l2_normalise(means) if unit else means).astype(np.float32)
+
+
+def fuse(fusion: Fusion, closest, to_mean):
+    """A person's distance from their closest template's distance and their mean's."""
+    if fusion == "min":
+        return closest
+    if fusion == "mean":
+        return to_mean
+    return (closest + to_mean) / 2

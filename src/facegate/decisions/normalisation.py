@@ -1,0 +1,92 @@
+"""Score normalisation against a cohort of strangers (adaptive symmetric normalisation).
+
+A raw distance means more in some parts of face space than in others: a face that
+resembles many people sits close to strangers too. AS-norm (Matějka et al., 2017)
+rescales each comparison by how close each side comes to its ``top_k`` nearest
+cohort faces (faces of people who are neither of the two):
+
+    score = ((d - mean_a) / std_a + (d - mean_b) / std_b) / 2
+
+Smaller is more alike, as for distances. For one pair the score rises linearly
+with the distance, so a score threshold is also a distance threshold *for that
+pair* (:func:`distance_threshold`): results keep "accepted when distance <=
+threshold", with a threshold adapted to the two faces.
+
+The packaged cohort holds one embedding per LFW training person (never a test
+person), made by ``scripts/calibrate_thresholds.py``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import numpy as np
+
+from facegate.distances import Metric, get_metric
+
+#: cohort faces each side is compared with
+TOP_K = 50
+
+
+@dataclass(frozen=True)
+class CohortStats:
+    """Mean and spread of each vector's ``top_k`` smallest cohort distances."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+class AsNorm:
+    """Adaptive symmetric normalisation against a fixed cohort of embeddings."""
+
+    name = "asnorm"
+
+    def __init__(self, cohort: np.ndarray, metric: Metric | str, top_k: int = TOP_K) -> None:
+        self.cohort = np.asarray(cohort, dtype=np.float32)
+        self.metric = get_metric(metric) if isinstance(metric, str) else metric
+        self.top_k = min(int(top_k), len(self.cohort))
+        self._distances = self.metric.prepare(self.cohort)
+
+    def stats(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> CohortStats:
+        """Cohort statistics of each row of ``vectors``.
+
+        ``exclude`` (rows x cohort, boolean) leaves cohort members out, such as a
+        training person's own photo when calibrating on the cohort's people.
+        """
+        rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        d = self.metric.pairwise(rows, self.cohort).astype(np.float64)
+        if exclude is not None:
+            d = np.where(exclude, np.inf, d)
+        top = np.partition(d, self.top_k - 1, axis=1)[:, : self.top_k]
+        return CohortStats(top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6))
+
+
+def normalise(d: np.ndarray, a: CohortStats, b: CohortStats) -> np.ndarray:
+    """AS-norm scores of distances ``d`` (rows: ``a``'s vectors, columns: ``b``'s, or
+    elementwise when both stats have ``d``'s shape)."""
+    d = np.asarray(d, dtype=np.float64)
+    if d.ndim == 2 and a.mean.shape != d.shape:
+        return ((d - a.mean[:, None]) / a.std[:, None] + (d - b.mean[None, :]) / b.std[None, :]) / 2
+    return ((d - a.mean) / a.std + (d - b.mean) / b.std) / 2
+
+
+def distance_threshold(score_threshold: float, a: CohortStats, b: CohortStats) -> np.ndarray:
+    """The distance at which the pair's score equals ``score_threshold``."""
+    return (2 * score_threshold + a.mean / a.std + b.mean / b.std) / (1 / a.std + 1 / b.std)
+
+
+def cohort_bytes(cohort: np.ndarray) -> bytes:
+    """The packaged file format of a cohort: an ``.npy`` of float16 rows."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(cohort, dtype=np.float16), allow_pickle=False)
+    return buffer.getvalue()
+
+
+@cache
+def packaged_cohort(name: str) -> np.ndarray:
+    """A cohort shipped in ``facegate/data/`` (``name`` as the table entry gives it)."""
+    data = resources.files("facegate").joinpath("data", name).read_bytes()
+    return np.load(io.BytesIO(data), allow_pickle=False).astype(np.float32)

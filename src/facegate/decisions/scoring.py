@@ -1,0 +1,110 @@
+"""How comparisons of one (model, metric) are scored and what the scores mean.
+
+A :class:`Scoring` bundles what the calibration table says for a (model, metric):
+the kind of score decisions use (the plain ``distance``, or ``asnorm``: distances
+normalised against a cohort), its FMR curve, the measured template and gallery
+effects, and the cohort. The verbs (``verify``, the gallery) ask it for scores and
+operating points and never read the table themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from facegate.decisions.curves import FmrCurve
+from facegate.decisions.normalisation import AsNorm, CohortStats, distance_threshold, normalise, packaged_cohort
+from facegate.decisions.table import ThresholdUnavailableError, threshold_entry
+
+
+@dataclass(frozen=True)
+class Scoring:
+    model: str
+    metric: str
+    #: "distance" or "asnorm"
+    kind: str
+    curve: FmrCurve | None
+    template_effect: dict[str, float] | None = None
+    gallery_effect: dict[str, float] | None = None
+    norm: AsNorm | None = field(default=None, repr=False)
+    #: the threshold of an entry that has no curve (a model's own, an old calibration)
+    fixed_threshold: float | None = None
+    #: where it was calibrated
+    source: str = ""
+
+    def stats(self, vectors: np.ndarray) -> CohortStats | None:
+        """Cohort statistics of embeddings (None without normalisation)."""
+        return None if self.norm is None else self.norm.stats(vectors)
+
+    def score(self, distances: np.ndarray, probe: CohortStats | None, people: CohortStats | None) -> np.ndarray:
+        """Scores of one probe's distances to people (normalised when this scoring normalises)."""
+        if self.norm is None or probe is None or people is None:
+            return np.asarray(distances, dtype=np.float64)
+        return normalise(distances, _broadcast(probe, len(people.mean)), people)
+
+    def distance_limit(self, score_threshold: float, probe: CohortStats | None, person: CohortStats | None) -> float:
+        """The distance threshold that ``score_threshold`` means for this probe and person."""
+        if self.norm is None or probe is None or person is None:
+            return float(score_threshold)
+        return float(distance_threshold(score_threshold, probe, person)[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "metric": self.metric, "score": self.kind, "source": self.source}
+
+
+def _broadcast(stats: CohortStats, n: int) -> CohortStats:
+    return CohortStats(np.broadcast_to(stats.mean, (n,)), np.broadcast_to(stats.std, (n,)))
+
+
+def scoring_for(model: str, metric: str, normalise: bool | None = None, threshold: float | None = None) -> Scoring:
+    """The scoring of (model, metric) from the calibration table.
+
+    ``normalise=None`` takes the table's default score; ``False`` forces plain
+    distances, ``True`` cohort normalisation (when calibrated). A raw ``threshold``
+    always means a plain distance, so it turns normalisation off.
+    """
+    try:
+        entry = threshold_entry(model, metric)
+    except ThresholdUnavailableError:
+        if threshold is None:
+            raise
+        entry = {"threshold": float(threshold), "calibrated_on": "the caller"}
+    source = entry.get("calibrated_on", "your calibration")
+    scores: dict[str, Any] = entry.get("scores", {})
+    if not scores:
+        return Scoring(model, metric, "distance", None, fixed_threshold=float(entry["threshold"]), source=source)
+    kind = entry.get("default_score", "distance")
+    if threshold is not None or normalise is False:
+        kind = "distance"
+    elif normalise is True:
+        kind = "asnorm"
+    if kind not in scores:
+        kind = "distance"
+    chosen = scores[kind]
+    norm = None
+    if kind == "asnorm":
+        cohort = packaged_cohort(chosen["cohort"])
+        norm = AsNorm(cohort, metric, int(chosen["top_k"]))
+    return Scoring(
+        model,
+        metric,
+        kind,
+        _curve(model, metric, kind, entry),
+        chosen.get("template_effect"),
+        chosen.get("gallery_effect"),
+        norm,
+        source=source,
+    )
+
+
+def _curve(model: str, metric: str, kind: str, entry: dict[str, Any]) -> FmrCurve:
+    return _parse_curve(json.dumps(entry["scores"][kind]["curve"], sort_keys=True))
+
+
+@cache
+def _parse_curve(text: str) -> FmrCurve:
+    return FmrCurve.from_dict(json.loads(text))
