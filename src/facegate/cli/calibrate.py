@@ -17,7 +17,7 @@ from facegate.cli.eval_options import command_line, embed_options, friendly_erro
 from facegate.datasets.folders import load_folder
 from facegate.datasets.lfw import pair_images
 from facegate.datasets.pairs import load_pairs, make_pairs
-from facegate.evaluate.calibration import calibrate_threshold, save_calibration
+from facegate.evaluate.calibration import calibrate_threshold, pair_curve, save_calibration
 from facegate.evaluate.metrics import roc_curve
 from facegate.evaluate.plots import plot_roc
 from facegate.evaluate.report import Report, format_table
@@ -85,8 +85,16 @@ def calibrate(
     rows.append(("failure to enrol", f"{embedded.n_failed} of {len(embedded.paths)} images"))
     click.echo(format_table(rows, "calibration"))
     if save:
+        curve = pair_curve(scores.distances, scores.labels, calibrated_on=str(source), detector=system.detector)
         where = save_calibration(
-            system.model, system.metric, result, dataset=str(source), detector=system.detector, tta=system.tta
+            system.model,
+            system.metric,
+            result,
+            dataset=str(source),
+            curve=curve,
+            calibrated_on=str(source),
+            detector=system.detector,
+            tta=system.tta,
         )
         rows.append(("saved to", str(where)))
         click.echo(f"saved: {system.model}/{system.metric} threshold {result.threshold:.4f} -> {where}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from facegate.cli.output import EXIT_NO, emit, errors_to_exit, json_option
+from facegate.decisions import DEFAULT_FMR, DEFAULT_FPIR
 from facegate.detection import DETECTORS
 from facegate.distances import METRICS
 from facegate.gallery import Gallery
@@ -26,8 +27,26 @@ def default_gallery() -> Path:
     return base / "facegate" / "gallery.sqlite"
 
 
+def fmr_option(f):
+    return click.option(
+        "--fmr",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=None,
+        help=f"False-match rate a 1:1 decision allows [default: {DEFAULT_FMR:g}, or your calibration's].",
+    )(f)
+
+
 def gallery_options(f):
-    f = click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")(f)
+    f = click.option(
+        "--fpir",
+        type=click.FloatRange(0, 1, min_open=True, max_open=True),
+        default=None,
+        help=f"Share of strangers identification may name as someone [default: {DEFAULT_FPIR:g}].",
+    )(f)
+    f = fmr_option(f)
+    f = click.option(
+        "--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr / --fpir."
+    )(f)
     f = click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)(f)
     f = click.option(
         "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
@@ -42,10 +61,17 @@ def gallery_options(f):
     return json_option(f)
 
 
-def open_gallery(gallery_path: Path | None, model: str | None, detector: str, threshold: float | None) -> Gallery:
+def open_gallery(
+    gallery_path: Path | None,
+    model: str | None,
+    detector: str,
+    threshold: float | None,
+    fmr: float | None = None,
+    fpir: float | None = None,
+) -> Gallery:
     path = gallery_path or default_gallery()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Gallery(path, model_name=model, detector_backend=detector, threshold=threshold)
+    return Gallery(path, model_name=model, detector_backend=detector, threshold=threshold, fmr=fmr, fpir=fpir)
 
 
 def _plural(n: int, word: str) -> str:
@@ -57,9 +83,9 @@ def _plural(n: int, word: str) -> str:
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--add", is_flag=True, help="Add the photos to an already enrolled person.")
 @gallery_options
-def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold):
+def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Enroll NAME from one or more PHOTOS (all or nothing)."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
         emit(as_json, result.to_dict(), f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}.")
 
@@ -68,7 +94,7 @@ def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold)
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--add", is_flag=True, help="Add photos to people already enrolled instead of skipping them.")
 @gallery_options
-def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold):
+def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Enroll everyone in DIRECTORY: one sub-folder per person, named after them.
 
     Each person is enrolled all or nothing; people whose photos fail are reported
@@ -82,7 +108,7 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold
     folders = {name: photos for name, photos in folders.items() if photos}
     if not folders:
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         report = gallery.enroll_many(folders, add=add, progress=not as_json)
         lines = [f"Enrolled {_plural(len(report.enrolled), 'person')}, skipped {len(report.skipped)}."]
         lines += [f"  {name}: {why}" for name, why in report.failed.items()]
@@ -95,9 +121,9 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold
 @click.command()
 @click.argument("name")
 @gallery_options
-def remove(name, as_json, gallery_path, model, detector, threshold):
+def remove(name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Remove NAME and all their photos from the gallery."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         removed = gallery.remove(name)
         emit(as_json, {"name": name, "templates_removed": removed}, f"Removed {name} ({_plural(removed, 'photo')}).")
 
@@ -106,38 +132,79 @@ def remove(name, as_json, gallery_path, model, detector, threshold):
 @click.argument("old")
 @click.argument("new")
 @gallery_options
-def rename(old, new, as_json, gallery_path, model, detector, threshold):
+def rename(old, new, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Rename the enrolled person OLD to NEW."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         gallery.rename(old, new)
         emit(as_json, {"old": old, "new": new}, f"Renamed {old} to {new}.")
 
 
 @click.command()
 @gallery_options
-def people(as_json, gallery_path, model, detector, threshold):
+def people(as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """List the enrolled people."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         records = gallery.people()
-        payload = {"gallery": gallery.path, "model": gallery.model_name, "people": [r.to_dict() for r in records]}
+        state = gallery.state()
+        payload = {
+            "gallery": gallery.path,
+            "model": gallery.model_name,
+            "people": [r.to_dict() for r in records],
+            "state": state.to_dict(),
+        }
         width = max((len(r.name) for r in records), default=4)
         lines = [f"{r.name:<{width}}  {_plural(r.templates, 'photo')}" for r in records]
         text = "\n".join(lines) if lines else "Nobody is enrolled yet."
-        emit(as_json, payload, text)
+        emit(as_json, payload, text + "\n\n" + describe_state(state))
+
+
+def _rate(value: float | None) -> str:
+    """A rate as people read it: "3.7%", or "1 in 1,000" when small."""
+    if value is None:
+        return "n/a"
+    if value >= 0.01 or value == 0:
+        return f"{100 * value:.2g}%"
+    return f"1 in {round(1 / value):,}"
+
+
+def describe_state(state) -> str:
+    """What the gallery's operating points mean at its size, for people."""
+    door, ident = state.door, state.identification
+    who = "1 person" if state.people == 1 else f"{state.people} people"
+    lines = [f"{who}, {_plural(state.templates, 'photo')} ({state.score} scores)."]
+    if door.get("target_fmr") is not None:
+        lines.append(
+            "Door check: lets in a stranger claiming to be someone with "
+            f"{_plural(door['templates_per_person'], 'photo')} at most {_rate(door['expected_fmr'])} of the time "
+            f"(target FMR {door['target_fmr']:g}); refuses about {_rate(door['expected_fnmr'])} "
+            "of genuine single-photo attempts."
+        )
+    if ident.get("target_fpir") is not None:
+        lines.append(
+            f"Identification: names a stranger as someone {_rate(ident['expected_fpir'])} of the time "
+            f"(target FPIR {ident['target_fpir']:g} at this size); misses about {_rate(ident['expected_fnmr'])} "
+            "of enrolled people from one photo."
+        )
+    if door.get("target_fmr") is None:
+        lines.append(f"Decisions use a fixed threshold ({door['source']}); no error rate is known for it.")
+    lines += [f"warning: {w}" for w in state.warnings]
+    return "\n".join(lines)
 
 
 @click.command("verify")
 @click.argument("photo", type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "name", required=True, help="The person the visitor claims to be.")
 @gallery_options
-def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold):
+def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """The door check: is the face in PHOTO the enrolled person NAME? Exit 0 only if so."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         result = gallery.verify_identity(photo, name)
+        detail = f"(distance {result.distance:.2f}, threshold {result.threshold:.2f}"
+        detail += f" at FMR {result.target_fmr:g})" if result.target_fmr is not None else ")"
         if result.verified:
-            emit(as_json, result.to_dict(), f"It's {name}, welcome in!")
+            emit(as_json, result.to_dict(), f"It's {name}, welcome in! {detail}")
         else:
-            emit(as_json, result.to_dict(), f"It's not {name}, please go away")
+            emit(as_json, result.to_dict(), f"It's not {name}, please go away {detail}")
             raise SystemExit(EXIT_NO)
 
 
@@ -146,9 +213,9 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold):
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
 @click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the largest.")
 @gallery_options
-def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold):
+def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Who is in PHOTO? Exit 0 when identified, 1 when not in the database."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         results = gallery.identify_all(photo, top_k) if all_faces else [gallery.identify(photo, top_k)]
         lines = [
             f"It's {r.identity}, the distance is {r.distance:.2f}" if r.known else "Not in the database."
@@ -166,12 +233,13 @@ def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, th
 @click.option("--model", type=click.Choice(MODELS.names()), default="dlib-resnet", show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
 @click.option("--metric", type=click.Choice(METRICS.names()), default=None, help="Default: the model's own.")
-@click.option("--threshold", type=float, default=None, help="Override the calibrated threshold.")
+@click.option("--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr.")
+@fmr_option
 @json_option
-def compare(photo_a, photo_b, model, detector, metric, threshold, as_json):
+def compare(photo_a, photo_b, model, detector, metric, threshold, fmr, as_json):
     """Are PHOTO_A and PHOTO_B the same person? Exit 0 if so, 1 if not."""
     with errors_to_exit(as_json):
-        result = verify(photo_a, photo_b, model, detector, metric, threshold)
+        result = verify(photo_a, photo_b, model, detector, metric, threshold, fmr=fmr)
         verdict = "Same person" if result.verified else "Different people"
         sign = "<=" if result.verified else ">"
         text = f"{verdict}: distance {result.distance:.3f} {sign} threshold {result.threshold:.3f} ({result.model})."
@@ -184,28 +252,49 @@ def compare(photo_a, photo_b, model, detector, metric, threshold, as_json):
 @json_option
 def models_cmd(as_json):
     """List the embedding models, detectors and metrics, with the thresholds in use."""
+    from facegate.decisions import scoring_for
     from facegate.decisions.table import ThresholdUnavailableError, threshold_entry
 
     rows = []
     for model in MODELS.names():
         for metric in METRICS.names():
             try:
-                entry = threshold_entry(model, metric)
+                default = scoring_for(model, metric)
             except ThresholdUnavailableError:
                 continue
-            rows.append({"model": model, "metric": metric, **entry})
-    payload = {"models": MODELS.names(), "detectors": DETECTORS.names(), "metrics": METRICS.names(), "thresholds": rows}
+            kinds = list(threshold_entry(model, metric).get("scores", {})) or [default.kind]
+            for kind in kinds:
+                scoring = scoring_for(model, metric, normalise=kind == "asnorm") if kind != default.kind else default
+                points = scoring.curve.operating_points() if scoring.curve is not None else []
+                fixed = scoring.fixed_threshold
+                rows.append(
+                    {
+                        **scoring.to_dict(),
+                        "default": kind == default.kind,
+                        "operating_points": points,
+                        "fixed_threshold": fixed,
+                    }
+                )
+    payload = {"models": MODELS.names(), "detectors": DETECTORS.names(), "metrics": METRICS.names(), "scoring": rows}
     lines = [
         f"models:    {', '.join(MODELS.names())}",
         f"detectors: {', '.join(DETECTORS.names())}",
         f"metrics:   {', '.join(METRICS.names())}",
         "",
-        "thresholds (accept when distance <= threshold):",
+        f"operating points (1:1; default FMR {DEFAULT_FMR:g}; accept when the score <= its threshold):",
     ]
-    lines += [
-        f"  {r['model']:<20} {r['metric']:<13} {r['threshold']:.4f}  ({r.get('calibrated_on', 'your calibration')})"
-        for r in rows
-    ]
+    for r in rows:
+        head = f"  {r['model']:<20} {r['metric']:<13} {r['score'] + ('*' if r['default'] else ''):<10}"
+        if r["fixed_threshold"] is not None:
+            lines.append(f"{head}{r['fixed_threshold']:.4f}  ({r['source']})")
+        if r["operating_points"]:
+            cells = "  ".join(
+                f"FMR {p['fmr']:g}: {p['threshold']:.4f} (FNMR {p['fnmr']:.1%})" for p in r["operating_points"]
+            )
+            lines.append(f"{head}{cells}")
+    lines.append(
+        "* the score decisions use by default; curves measured on: " + "; ".join(sorted({r["source"] for r in rows}))
+    )
     emit(as_json, payload, "\n".join(lines))
 
 

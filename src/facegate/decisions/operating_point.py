@@ -110,6 +110,11 @@ def _resolve(kind: Kind, scoring: Scoring, threshold: float | None, target: floa
         return OperatingPoint(kind, float(threshold), None, comparisons, source, True, curve)
     if curve is None:
         return OperatingPoint(kind, float(scoring.fixed_threshold), None, comparisons, scoring.source)
+    if kind == "verification" and target is None and scoring.fixed_threshold is not None:
+        # the operator calibrated this exact threshold for their own target FMR
+        goal = scoring.default_fmr
+        source = f"FMR {goal:g} calibrated on {scoring.source}"
+        return OperatingPoint(kind, float(scoring.fixed_threshold), goal, comparisons, source, True, curve)
     default = DEFAULT_FMR if kind == "verification" else DEFAULT_FPIR
     goal = default if target is None else float(target)
     what = "FMR" if kind == "verification" else "FPIR"

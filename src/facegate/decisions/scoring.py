@@ -31,8 +31,10 @@ class Scoring:
     template_effect: dict[str, float] | None = None
     gallery_effect: dict[str, float] | None = None
     norm: AsNorm | None = field(default=None, repr=False)
-    #: the threshold of an entry that has no curve (a model's own, an old calibration)
+    #: a calibrated distance threshold (a model's own, or the operator's ``facegate calibrate``)
     fixed_threshold: float | None = None
+    #: the FMR the operator calibrated ``fixed_threshold`` for: their default 1:1 target
+    default_fmr: float | None = None
     #: where it was calibrated
     source: str = ""
 
@@ -97,6 +99,8 @@ def scoring_for(model: str, metric: str, normalise: bool | None = None, threshol
         chosen.get("template_effect"),
         chosen.get("gallery_effect"),
         norm,
+        fixed_threshold=entry.get("threshold") if kind == "distance" else None,
+        default_fmr=entry.get("target_fmr"),
         source=source,
     )
 

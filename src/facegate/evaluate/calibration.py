@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from facegate.decisions.curves import CalibrationError
+from facegate.decisions.curves import CalibrationError, FmrCurve
 from facegate.decisions.table import save_threshold
 from facegate.evaluate.metrics import roc_curve
 
@@ -52,6 +52,13 @@ class Calibration:
         ]
 
 
+def pair_curve(distances: np.ndarray, labels: np.ndarray, **provenance: Any) -> FmrCurve:
+    """The FMR curve of development pairs (pairs with a failed image left out)."""
+    d = np.asarray(distances, dtype=np.float64)
+    y = np.asarray(labels).astype(bool)
+    return FmrCurve.from_scores(d[~y], d[y], provenance)
+
+
 def calibrate_threshold(distances: np.ndarray, labels: np.ndarray, target_fmr: float) -> Calibration:
     """The largest threshold with measured FMR ≤ ``target_fmr``, and the FMR/FNMR there."""
     if not 0.0 < target_fmr < 1.0:
@@ -77,8 +84,22 @@ def calibrate_threshold(distances: np.ndarray, labels: np.ndarray, target_fmr: f
     )
 
 
-def save_calibration(model: str, metric: str, calibration: Calibration, dataset: str, **details: Any) -> Path:
-    """Write the threshold where ``verify`` and ``Gallery`` read it, with how it was found."""
+def save_calibration(
+    model: str,
+    metric: str,
+    calibration: Calibration,
+    dataset: str,
+    curve: FmrCurve | None = None,
+    **details: Any,
+) -> Path:
+    """Write the threshold where ``verify`` and ``Gallery`` read it, with how it was found.
+
+    With the ``curve`` of the same pairs, other targets (``--fmr``) and identification
+    thresholds for any gallery size are read from the operator's data too.
+    """
+    if curve is not None:
+        details["scores"] = {"distance": {"curve": curve.to_dict()}}
+        details["default_score"] = "distance"
     return save_threshold(
         model,
         metric,
