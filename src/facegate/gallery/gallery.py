@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -30,7 +31,9 @@ from facegate.decisions import (
     verification_point,
 )
 from facegate.decisions.fusion import Fusion
+from facegate.decisions.normalisation import CohortStats
 from facegate.decisions.quality import DEFAULT_GATE, QualityGate
+from facegate.decisions.scoring import Scoring
 from facegate.distances import get_metric
 from facegate.errors import GalleryError
 from facegate.gallery.index import TemplateIndex
@@ -277,25 +280,35 @@ class Gallery:
         return self._store.people()
 
     # -- search ------------------------------------------------------------------
-    def _scores(self, embedding: np.ndarray):
-        """Every person's score for a probe embedding, and the probe's cohort statistics."""
-        stats = self.scoring.stats(embedding)
-        return self.scoring.score(self._index.person_distances(embedding), stats, self._person_stats), stats
+    def _call_scoring(self, threshold: float | None) -> Scoring:
+        """The gallery's scoring, or plain distances for a call's raw ``threshold``."""
+        return self.scoring if threshold is None else scoring_for(self.model_name, self.metric_name, False, threshold)
+
+    def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int):
+        """The ``top_k`` best-scoring people, every person's score and the probe's cohort statistics."""
+        self._sync()
+        if not len(self._index):
+            return [], np.zeros(0), None
+        probe = scoring.stats(embedding)
+        people = self._person_stats if scoring is self.scoring else None
+        scores = scoring.score(self._index.person_distances(embedding), probe, people)
+        names = [self._names[int(p)] for p in self._index.people]
+        by_name = dict(zip(names, scores, strict=True))
+        top = self._index.nearest(embedding, top_k, scores)
+        return [Candidate(n, round(d, 6), round(float(by_name[n]), 6)) for n, d in top], scores, probe
+
+    def _distance_limit(self, point: OperatingPoint, scoring: Scoring, probe: CohortStats | None, name: str) -> float:
+        """The distance threshold that ``point`` means for this probe and person."""
+        if scoring.norm is None or probe is None or self._person_stats is None:
+            return point.threshold
+        row = self._index.row_of(self._store.person_id(name))
+        stats = self._person_stats
+        person = CohortStats(stats.mean[row : row + 1], stats.std[row : row + 1])
+        return scoring.distance_limit(point.threshold, probe, person)
 
     def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
         """The ``top_k`` best-scoring people for an embedding, best first, with their fused distances."""
-        self._sync()
-        if not len(self._index):
-            return []
-        scores, _ = self._scores(embedding)
-        order = {name: float(scores[i]) for i, name in enumerate(self._person_names())}
-        return [
-            Candidate(name, round(d, 6), round(order[name], 6))
-            for name, d in self._index.nearest(embedding, top_k, scores)
-        ]
-
-    def _person_names(self) -> list[str]:
-        return [self._names[int(p)] for p in self._index.people]
+        return self._rank(embedding, self.scoring, top_k)[0]
 
     def _probe(self, img: Probe, multi_face: MultiFacePolicy) -> list[Face]:
         """The probe's faces; several frames of one face are fused into one embedding."""
@@ -308,9 +321,8 @@ class Gallery:
             fused = mean_embedding(np.stack([f.embedding for f in faces]))
             return [replace(faces[0], embedding=fused.astype(np.float32))]
         faces = represent(img, self.model_name, self.detector_backend, multi_face, tta=self.tta, label="the probe")
-        if self.quality is not None:
-            for face in faces[:1] if multi_face != "all" else []:
-                self.quality.check(face)
+        if self.quality is not None and multi_face != "all":
+            self.quality.check(faces[0])
         return faces
 
     def identify(self, img: Probe, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
@@ -322,25 +334,32 @@ class Gallery:
         """
         start = time.perf_counter()
         face = self._probe(img, "largest")[0]
-        return self._identify_face(face, top_k, threshold, start)
+        return self.identify_embedding(face.embedding, top_k, threshold, face.facial_area.to_dict(), start)
 
     def identify_all(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> list[IdentifyResult]:
         """Identify every face in ``img``, largest first."""
         start = time.perf_counter()
         faces = self._probe(img, "all")
-        return [self._identify_face(face, top_k, threshold, start) for face in faces]
+        return [self.identify_embedding(f.embedding, top_k, threshold, f.facial_area.to_dict(), start) for f in faces]
 
-    def _identify_face(self, face: Face, top_k: int, threshold: float | None, start: float) -> IdentifyResult:
-        self._sync()
+    def identify_embedding(
+        self,
+        embedding: np.ndarray,
+        top_k: int = 5,
+        threshold: float | None = None,
+        facial_area: dict[str, Any] | None = None,
+        start: float | None = None,
+    ) -> IdentifyResult:
+        """Identify a precomputed embedding of this gallery's model (see :meth:`identify`)."""
+        start = time.perf_counter() if start is None else start
+        scoring = self._call_scoring(threshold)
+        candidates, _, probe = self._rank(embedding, scoring, top_k)
         point = self._identification
         if threshold is not None:
-            point = identification_point(
-                scoring_for(self.model_name, self.metric_name, False, threshold), self._index.counts, threshold
-            )
-        candidates = self.search(face.embedding, top_k) if threshold is None else self._plain_search(face, top_k)
+            point = identification_point(scoring, self._index.counts, threshold)
         best = candidates[0] if candidates else None
         known = best is not None and best.score <= point.threshold
-        limit = self._distance_limit(point, face.embedding, best.name) if best is not None else point.threshold
+        limit = self._distance_limit(point, scoring, probe, best.name) if best is not None else point.threshold
         estimated = point.rate_at(best.score) if best is not None else None
         return IdentifyResult(
             identity=best.name if known else None,
@@ -350,25 +369,13 @@ class Gallery:
             model=self.model_name,
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
-            facial_area=face.facial_area.to_dict(),
+            facial_area=facial_area,
             time=round(time.perf_counter() - start, 4),
             target_fpir=point.target,
             estimated_fpir=None if estimated is None else float(f"{estimated:.3g}"),
             enrolled_people=len(self._index.people),
             threshold_source=point.source,
         )
-
-    def _plain_search(self, face: Face, top_k: int) -> list[Candidate]:
-        """Candidates by plain fused distance (for a caller's raw distance threshold)."""
-        return [Candidate(n, round(d, 6), round(d, 6)) for n, d in self._index.nearest(face.embedding, top_k)]
-
-    def _distance_limit(self, point: OperatingPoint, embedding: np.ndarray, name: str) -> float:
-        """The distance threshold ``point`` means for this probe and person."""
-        if point.source.startswith("distance threshold") or self._person_stats is None:
-            return point.threshold
-        row = self._index.row_of(self._store.person_id(name))
-        person = type(self._person_stats)(self._person_stats.mean[row : row + 1], self._person_stats.std[row : row + 1])
-        return self.scoring.distance_limit(point.threshold, self.scoring.stats(embedding), person)
 
     def verify_identity(
         self,
@@ -389,35 +396,40 @@ class Gallery:
         """
         start = time.perf_counter()
         self._sync()
-        person = self._store.person_id(name)  # raises PersonNotFoundError before any work
+        self._store.person_id(name)  # raises PersonNotFoundError before any work
         face = self._probe(img, "largest")[0]
-        plain = threshold is not None
-        point = (
-            self.door_point(name)
-            if not plain
-            else verification_point(scoring_for(self.model_name, self.metric_name, False, threshold), threshold)
+        return self.verify_embedding(
+            face.embedding, name, threshold, require_nearest, {"img1": face.facial_area.to_dict()}, start
         )
-        dist = self._index.exact_distance(face.embedding, person)
-        if plain:
-            score = dist
-            candidates = self._plain_search(face, 1)
-        else:
-            scores, _ = self._scores(face.embedding)
-            score = float(scores[self._index.row_of(person)])
-            candidates = self.search(face.embedding, top_k=1)
+
+    def verify_embedding(
+        self,
+        embedding: np.ndarray,
+        name: str,
+        threshold: float | None = None,
+        require_nearest: bool = True,
+        facial_areas: dict[str, Any] | None = None,
+        start: float | None = None,
+    ) -> VerifyResult:
+        """The door check for a precomputed embedding of this gallery's model (see :meth:`verify_identity`)."""
+        start = time.perf_counter() if start is None else start
+        scoring = self._call_scoring(threshold)
+        point = self.door_point(name) if threshold is None else verification_point(scoring, threshold)
+        person = self._store.person_id(name)
+        candidates, scores, probe = self._rank(embedding, scoring, 1)
+        score = float(scores[self._index.row_of(person)])
         verified = score <= point.threshold
         if verified and require_nearest:
             nearest = candidates[0]
             verified = nearest.name == name or nearest.score >= round(score, 6)
-        limit = point.threshold if plain else self._distance_limit(point, face.embedding, name)
         return VerifyResult(
             verified=bool(verified),
-            distance=round(dist, 6),
-            threshold=round(limit, 6),
+            distance=round(self._index.exact_distance(embedding, person), 6),
+            threshold=round(self._distance_limit(point, scoring, probe, name), 6),
             model=self.model_name,
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
-            facial_areas={"img1": face.facial_area.to_dict()},
+            facial_areas=facial_areas or {},
             time=round(time.perf_counter() - start, 4),
             **decision_rates(point, score),
             identity=name,
