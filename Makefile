@@ -37,6 +37,7 @@ format: $(STAMP)
 # Benchmarks print the tables of the README; embeddings are cached under runs/cache.
 bench: $(STAMP)
 	$(BIN)/python bench/lfw_accuracy.py --cache runs/cache
+	$(BIN)/python bench/decisions.py --cache runs/cache
 	$(BIN)/python bench/speed.py
 	$(BIN)/python bench/evaluate_report.py --out runs/bench --cache runs/cache
 	$(BIN)/python bench/nn4small2_speed.py

@@ -8,6 +8,7 @@ tables, and hold the figures reported there.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.data, pytest.mark.slow]
 def bench():
     spec = importlib.util.spec_from_file_location("bench_decisions", REPO / "bench" / "decisions.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
     spec.loader.exec_module(module)
     return module
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from facegate.datasets.lfw import Pair
+from facegate.decisions import DEFAULT_FMR
 from facegate.distances import get_metric
 from facegate.evaluate.cache import Embedded
 from facegate.evaluate.metrics import Roc, auc, eer, fnmr_at_fmr, roc_curve
@@ -107,7 +108,7 @@ class VerificationResult(SystemResult):
         if self.configured_threshold is not None and self.configured_accuracy is not None:
             out.append(
                 (
-                    "accuracy at facegate's configured threshold",
+                    f"accuracy at facegate's distance threshold for FMR {DEFAULT_FMR:g}",
                     f"{self.configured_accuracy:.4f} (threshold {self.configured_threshold:.4f})",
                 )
             )
