@@ -192,8 +192,8 @@ def test_a_door_check_at_the_default_never_accepts_above_its_target_fmr(
 ):
     rng = np.random.default_rng(sum(colour))
     with Gallery(":memory:", "mean-colour", "flat") as gallery:
-        base = rng.integers(1, 256, 3)
-        shots = [solid(tuple(int(c) for c in np.clip(base + rng.integers(-3, 4, 3), 1, 255))) for _ in range(photos)]
+        base = rng.integers(1, 250, 3)
+        shots = [solid((int(base[0]) + k, int(base[1]), int(base[2]))) for k in range(photos)]  # distinct photos
         gallery.enroll("door", shots)
         result = gallery.verify_identity(solid(tuple(colour)), "door")
         assert result.target_fmr == 1e-3
@@ -340,3 +340,10 @@ def test_models_lists_the_operating_points():
     assert run.exit_code == 0
     assert "dlib-resnet          euclidean     distance  FMR 0.01: 0.4235" in run.output
     assert "asnorm*" in run.output
+
+
+def test_an_unreachable_target_is_refused_when_the_gallery_opens():
+    with pytest.raises(CalibrationError, match="cannot reach 1e-09"):
+        Gallery(":memory:", fmr=1e-9)
+    with pytest.raises(CalibrationError, match="between 0 and 1"):
+        Gallery(":memory:", fpir=1.5)

@@ -29,6 +29,8 @@ from facegate.distances import Metric, get_metric
 
 #: cohort faces each side is compared with
 TOP_K = 50
+#: rows whose statistics are computed at once
+CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -50,18 +52,15 @@ class AsNorm:
         self.top_k = min(int(top_k), len(self.cohort))
         self._distances = self.metric.prepare(self.cohort)
 
-    def stats(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> CohortStats:
-        """Cohort statistics of each row of ``vectors``.
-
-        ``exclude`` (rows x cohort, boolean) leaves cohort members out, such as a
-        training person's own photo when calibrating on the cohort's people.
-        """
+    def stats(self, vectors: np.ndarray) -> CohortStats:
+        """Cohort statistics of each row of ``vectors``."""
         rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        d = self.metric.pairwise(rows, self.cohort).astype(np.float64)
-        if exclude is not None:
-            d = np.where(exclude, np.inf, d)
-        top = np.partition(d, self.top_k - 1, axis=1)[:, : self.top_k]
-        return CohortStats(top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6))
+        mean, std = np.empty(len(rows)), np.empty(len(rows))
+        for start in range(0, len(rows), CHUNK):  # bounded memory for a large gallery
+            d = self.metric.pairwise(rows[start : start + CHUNK], self.cohort).astype(np.float64)
+            top = np.partition(d, self.top_k - 1, axis=1)[:, : self.top_k]
+            mean[start : start + CHUNK], std[start : start + CHUNK] = top.mean(axis=1), top.std(axis=1)
+        return CohortStats(mean, np.maximum(std, 1e-6))
 
 
 def normalise(d: np.ndarray, a: CohortStats, b: CohortStats) -> np.ndarray:

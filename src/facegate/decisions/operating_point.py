@@ -117,6 +117,8 @@ def _resolve(kind: Kind, scoring: Scoring, threshold: float | None, target: floa
         return OperatingPoint(kind, float(scoring.fixed_threshold), goal, comparisons, source, True, curve)
     default = DEFAULT_FMR if kind == "verification" else DEFAULT_FPIR
     goal = default if target is None else float(target)
+    if not 0.0 < goal < 1.0:
+        raise CalibrationError(f"a target rate must be between 0 and 1, got {goal:g}")
     what = "FMR" if kind == "verification" else "FPIR"
     source = f"{what} {goal:g} on the {scoring.kind} curve of {scoring.source}"
     try:

@@ -99,6 +99,7 @@ class Gallery:
         self.raw_threshold = threshold
         self.fmr = fmr
         self.fpir = fpir
+        verification_point(self.scoring, threshold, fmr)  # an unreachable target fails here, not at the door
         self.fusion = fusion
         self.quality = quality
         self.tta = tta
