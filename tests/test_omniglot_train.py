@@ -370,7 +370,9 @@ def test_gallery_of_characters(trained, evaluation, monkeypatch: pytest.MonkeyPa
     characters = list(range(0, 200, 20))  # 10 characters from several alphabets
     with Gallery(tmp_path / "chars.sqlite", model_name="omniglot", detector_backend="skip") as gallery:
         # no threshold given, none in a table: the one training measured on its validation alphabets
-        assert gallery.threshold == pytest.approx(best.metrics["val_eer_threshold_tta"])
+        point = gallery.identification_point
+        assert point.threshold == pytest.approx(best.metrics["val_eer_threshold_tta"])
+        assert point.target is None and point.rate_at(0.5) is None  # no curve: no error rate is claimed
         for c in characters:
             gallery.enroll(f"char{c}", [png(c, 0)])
         assert len(gallery) == 10
