@@ -25,6 +25,10 @@ class ImageTooLargeError(ImageError):
     """The image has more pixels than the configured limit (decompression bomb guard)."""
 
 
+class InvalidImageError(ImageError):
+    """The data is not an image in a format facegate decodes, or its decoder failed on it."""
+
+
 class NoFaceError(FacegateError):
     """No face was found in an image that needs one."""
 
@@ -57,6 +61,10 @@ class PersonNotFoundError(GalleryError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class InvalidNameError(GalleryError, ValueError):
+    """A person's name is empty, padded with spaces or holds control characters."""
 
 
 class DuplicatePersonError(GalleryError):

@@ -1,10 +1,13 @@
 """Image loading: anything a user may hand us, to an RGB uint8 array.
 
-Accepted: a path, raw encoded bytes, a base64 string or ``data:`` URI, a numpy array
-(RGB or grey; uint8, uint16, bool or float in [0, 1]) or a PIL image. EXIF
+Accepted: a path, raw encoded bytes (``bytes``, ``bytearray``, ``memoryview``), a
+base64 string or ``data:`` URI, a numpy array (RGB or grey; uint8, uint16, bool,
+other integers up to 65535, or float in [0, 1]) or a PIL image. Only the formats in
+:data:`FORMATS` are decoded (JPEG, PNG, WebP, BMP, TIFF, GIF, PBM/PGM/PPM). EXIF
 orientation is applied; grey, RGBA, palette, 16-bit and CMYK images are converted.
-Anything that is not an image, or is larger than ``MAX_PIXELS``, raises
-:class:`~facegate.errors.ImageError`, never a third-party exception.
+Anything that is not an image, is larger than ``MAX_PIXELS`` or more elongated than
+``MAX_ASPECT_RATIO``, raises :class:`~facegate.errors.ImageError`, never a
+third-party exception.
 """
 
 from __future__ import annotations
@@ -20,12 +23,29 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import (  # the decoders of FORMATS, registered before Image.open is asked for them
+    BmpImagePlugin,  # noqa: F401
+    GifImagePlugin,  # noqa: F401
+    Image,
+    ImageOps,
+    JpegImagePlugin,  # noqa: F401
+    PngImagePlugin,  # noqa: F401
+    PpmImagePlugin,  # noqa: F401
+    TiffImagePlugin,  # noqa: F401
+    UnidentifiedImageError,
+    WebPImagePlugin,  # noqa: F401
+)
 
-from facegate.errors import ImageError, ImageNotFoundError, ImageTooLargeError
+from facegate.errors import ImageError, ImageNotFoundError, ImageTooLargeError, InvalidImageError
 
 #: images with more pixels than this are refused (decompression-bomb guard): 64 MP
 MAX_PIXELS = 64_000_000
+#: images over ELONGATED_FROM pixels long and more than this many times longer than wide (or wider than
+#: long) are refused: no photo of a face is, and detectors' memory grows with the long side
+MAX_ASPECT_RATIO = 20
+ELONGATED_FROM = 4096
+#: the formats users send; every other Pillow plugin (DDS, PSD, ICNS, ...) is never tried
+FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")  # JPEG's decoder also reads MPO
 
 ImageInput = Union[str, PathLike, bytes, bytearray, memoryview, np.ndarray, Image.Image]
 
@@ -37,7 +57,7 @@ def load_image(source: ImageInput, max_pixels: int | None = None) -> np.ndarray:
     """Decode ``source`` into a C-contiguous RGB uint8 array of shape (H, W, 3)."""
     limit = MAX_PIXELS if max_pixels is None else max_pixels
     if isinstance(source, np.ndarray):
-        return _from_array(source, limit)
+        return _from_array(np.asarray(source), limit)  # np.matrix and other subclasses as plain arrays
     if isinstance(source, Image.Image):
         return _from_pil(source, limit)
     return _from_pil(_open(read_bytes(source)), limit)
@@ -100,25 +120,29 @@ def _b64decode(text: str) -> bytes:
 
 def _open(data: bytes) -> Image.Image:
     if not data:
-        raise ImageError("empty image data")
+        raise InvalidImageError("empty image data")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        if isinstance(exc, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-            raise ImageTooLargeError(f"image refused as a decompression bomb: {exc}") from exc
-        raise ImageError("the data is not an image in any format Pillow can read") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"cannot decode the image: {exc}") from exc
+            return Image.open(io.BytesIO(data), formats=FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLargeError(f"image refused as a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImageError(f"the data is not an image in a supported format ({', '.join(FORMATS)})") from exc
+    except Exception as exc:  # any decoder failure on hostile data is the input's fault, typed
+        raise InvalidImageError(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
 
 
 def _check_size(width: int, height: int, limit: int) -> None:
     if width <= 0 or height <= 0:
-        raise ImageError(f"the image is empty ({width}x{height})")
+        raise InvalidImageError(f"the image is empty ({width}x{height})")
     if width * height > limit:
         raise ImageTooLargeError(
             f"the image has {width}x{height} = {width * height:,} pixels, over the limit of {limit:,}"
+        )
+    if max(width, height) > ELONGATED_FROM and max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise InvalidImageError(
+            f"the image is {width}x{height}: more than {MAX_ASPECT_RATIO} times longer than wide is no photo of a face"
         )
 
 
@@ -132,8 +156,10 @@ def _from_pil(image: Image.Image, limit: int) -> np.ndarray:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(str(exc)) from exc
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"cannot decode the image: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError("the image needs more memory to decode than there is") from exc
+    except Exception as exc:  # any decoder failure on hostile data is the input's fault, typed
+        raise InvalidImageError(f"cannot decode the image: {type(exc).__name__}: {exc}") from exc
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
@@ -193,6 +219,10 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
         top = 255 if array.size == 0 or array.max() <= 255 else 65535
         if array.size and array.min() < 0:
             raise ImageError("integer image arrays must not hold negative values")
+        if array.size and array.max() > 65535:
+            raise ImageError(
+                f"integer image arrays must hold values up to 65535 (16 bits); this one reaches {array.max()}"
+            )
         return (array.astype(np.float64) * (255.0 / top)).round().astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         if not np.isfinite(array).all():

@@ -12,14 +12,39 @@ from facegate.cli.calibrate import calibrate
 from facegate.cli.core import COMMANDS
 from facegate.cli.evaluate import evaluate
 from facegate.cli.oneshot import oneshot_command
-from facegate.cli.output import emit, errors_to_exit, json_option
+from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
 from facegate.cli.train import train
 from facegate.cli.train_faces import faces_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FacegateGroup(click.Group):
+    """The command group; an error facegate did not foresee exits with its own code.
+
+    Exit code 70 (EX_SOFTWARE) means "facegate failed", never "no": a script checking
+    a door decision cannot mistake a crash for a refused face. The message is one
+    line; ``facegate --debug ...`` shows the traceback.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(
+                f"facegate: unexpected error ({type(exc).__name__}: {exc}); this is a bug, please report it "
+                "with the output of `facegate --debug ...`",
+                err=True,
+            )
+            ctx.exit(EXIT_UNEXPECTED)
+
+
+@click.group(cls=FacegateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="facegate")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error.")
+def main(debug: bool) -> None:
     """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
 
 

@@ -11,6 +11,7 @@ from facegate.cli.output import EXIT_NO, emit, errors_to_exit, json_option
 from facegate.decisions import DEFAULT_FMR, DEFAULT_FPIR
 from facegate.detection import DETECTORS
 from facegate.distances import METRICS
+from facegate.errors import GalleryError
 from facegate.gallery import Gallery
 from facegate.models import MODELS
 from facegate.verification import verify
@@ -36,21 +37,17 @@ def fmr_option(f):
     )(f)
 
 
-def gallery_options(f):
-    f = click.option(
+def fpir_option(f):
+    return click.option(
         "--fpir",
         type=click.FloatRange(0, 1, min_open=True, max_open=True),
         default=None,
         help=f"Share of strangers identification may name as someone [default: {DEFAULT_FPIR:g}].",
     )(f)
-    f = fmr_option(f)
-    f = click.option(
-        "--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr / --fpir."
-    )(f)
-    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)(f)
-    f = click.option(
-        "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
-    )(f)
+
+
+def store_options(f):
+    """--gallery and --json: what every gallery command takes."""
     f = click.option(
         "--gallery",
         "gallery_path",
@@ -61,17 +58,44 @@ def gallery_options(f):
     return json_option(f)
 
 
+def embed_options(f):
+    """The store options plus the model and detector, for commands that embed photos."""
+    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)(f)
+    f = click.option(
+        "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
+    )(f)
+    return store_options(f)
+
+
+def gallery_options(f):
+    """The embedding options plus the operating point, for commands that decide."""
+    f = fpir_option(f)
+    f = fmr_option(f)
+    f = click.option(
+        "--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr / --fpir."
+    )(f)
+    return embed_options(f)
+
+
 def open_gallery(
     gallery_path: Path | None,
-    model: str | None,
-    detector: str,
-    threshold: float | None,
+    model: str | None = None,
+    detector: str = "hog",
+    threshold: float | None = None,
     fmr: float | None = None,
     fpir: float | None = None,
+    create: bool = False,
 ) -> Gallery:
+    """The gallery a command works on; only commands that enrol create one (and its folder)."""
     path = gallery_path or default_gallery()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return Gallery(path, model_name=model, detector_backend=detector, threshold=threshold, fmr=fmr, fpir=fpir)
+    if create:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GalleryError(f"cannot create the gallery {path}: {exc.strerror or exc}") from exc
+    return Gallery(
+        path, model_name=model, detector_backend=detector, threshold=threshold, fmr=fmr, fpir=fpir, create=create
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -80,12 +104,12 @@ def _plural(n: int, word: str) -> str:
 
 @click.command()
 @click.argument("name")
-@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--add", is_flag=True, help="Add the photos to an already enrolled person.")
-@gallery_options
-def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold, fmr, fpir):
+@embed_options
+def enroll(name, photos, add, as_json, gallery_path, model, detector):
     """Enroll NAME from one or more PHOTOS (all or nothing)."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
         result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
         emit(as_json, result.to_dict(), f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}.")
 
@@ -93,8 +117,8 @@ def enroll(name, photos, add, as_json, gallery_path, model, detector, threshold,
 @click.command("enroll-dir")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--add", is_flag=True, help="Add photos to people already enrolled instead of skipping them.")
-@gallery_options
-def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold, fmr, fpir):
+@embed_options
+def enroll_dir(directory, add, as_json, gallery_path, model, detector):
     """Enroll everyone in DIRECTORY: one sub-folder per person, named after them.
 
     Each person is enrolled all or nothing; people whose photos fail are reported
@@ -108,7 +132,7 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold
     folders = {name: photos for name, photos in folders.items() if photos}
     if not folders:
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
         report = gallery.enroll_many(folders, add=add, progress=not as_json)
         lines = [f"Enrolled {_plural(len(report.enrolled), 'person')}, skipped {len(report.skipped)}."]
         lines += [f"  {name}: {why}" for name, why in report.failed.items()]
@@ -120,10 +144,10 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector, threshold
 
 @click.command()
 @click.argument("name")
-@gallery_options
-def remove(name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
+@store_options
+def remove(name, as_json, gallery_path):
     """Remove NAME and all their photos from the gallery."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path) as gallery:
         removed = gallery.remove(name)
         emit(as_json, {"name": name, "templates_removed": removed}, f"Removed {name} ({_plural(removed, 'photo')}).")
 
@@ -131,19 +155,21 @@ def remove(name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
 @click.command()
 @click.argument("old")
 @click.argument("new")
-@gallery_options
-def rename(old, new, as_json, gallery_path, model, detector, threshold, fmr, fpir):
+@store_options
+def rename(old, new, as_json, gallery_path):
     """Rename the enrolled person OLD to NEW."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), open_gallery(gallery_path) as gallery:
         gallery.rename(old, new)
         emit(as_json, {"old": old, "new": new}, f"Renamed {old} to {new}.")
 
 
 @click.command()
-@gallery_options
-def people(as_json, gallery_path, model, detector, threshold, fmr, fpir):
-    """List the enrolled people."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+@fpir_option
+@fmr_option
+@store_options
+def people(as_json, gallery_path, fmr, fpir):
+    """List the enrolled people, and the error rates of decisions at the gallery's size."""
+    with errors_to_exit(as_json), open_gallery(gallery_path, fmr=fmr, fpir=fpir) as gallery:
         records = gallery.people()
         state = gallery.state()
         payload = {
@@ -185,14 +211,14 @@ def describe_state(state) -> str:
             f"(target FPIR {ident['target_fpir']:g} at this size); misses about {_rate(ident['expected_fnmr'])} "
             "of enrolled people from one photo."
         )
-    if door.get("target_fmr") is None:
+    if door and door.get("target_fmr") is None:
         lines.append(f"Decisions use a fixed threshold ({door['source']}); no error rate is known for it.")
     lines += [f"warning: {w}" for w in state.warnings]
     return "\n".join(lines)
 
 
 @click.command("verify")
-@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.argument("photo", type=click.Path(dir_okay=False))
 @click.option("--as", "name", required=True, help="The person the visitor claims to be.")
 @gallery_options
 def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
@@ -209,7 +235,7 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, f
 
 
 @click.command()
-@click.argument("photo", type=click.Path(exists=True, dir_okay=False))
+@click.argument("photo", type=click.Path(dir_okay=False))
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
 @click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the largest.")
 @gallery_options
@@ -228,8 +254,8 @@ def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, th
 
 
 @click.command()
-@click.argument("photo_a", type=click.Path(exists=True, dir_okay=False))
-@click.argument("photo_b", type=click.Path(exists=True, dir_okay=False))
+@click.argument("photo_a", type=click.Path(dir_okay=False))
+@click.argument("photo_b", type=click.Path(dir_okay=False))
 @click.option("--model", type=click.Choice(MODELS.names()), default="dlib-resnet", show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
 @click.option("--metric", type=click.Choice(METRICS.names()), default=None, help="Default: the model's own.")
@@ -253,14 +279,13 @@ def compare(photo_a, photo_b, model, detector, metric, threshold, fmr, as_json):
 def models_cmd(as_json):
     """List the embedding models, detectors and metrics, with the thresholds in use."""
     from facegate.decisions import scoring_for
-    from facegate.decisions.table import ThresholdUnavailableError, threshold_entry
+    from facegate.decisions.table import threshold_entry
 
     rows = []
     for model in MODELS.names():
         for metric in METRICS.names():
-            try:
-                default = scoring_for(model, metric)
-            except ThresholdUnavailableError:
+            default = scoring_for(model, metric)
+            if default.unavailable:
                 continue
             kinds = list(threshold_entry(model, metric).get("scores", {})) or [default.kind]
             for kind in kinds:

@@ -3,7 +3,9 @@
 Exit codes: 0 yes (door opens, person identified, same person, command done);
 1 a clear "no" (door stays shut, not in the database, different people, some
 photos failed); 2 usage error; 3 no face / too many faces; 4 unreadable image;
-5 gallery error (unknown or duplicate person, other model); 6 model unavailable.
+5 gallery error (unknown or duplicate person, other model); 6 model unavailable;
+7 try again (the face is too small, turned or blurred to decide on); 70 an
+unexpected error (a bug: never a "no").
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from facegate.errors import FacegateError
 
 EXIT_YES = 0
 EXIT_NO = 1
+#: sysexits' EX_SOFTWARE: facegate itself failed
+EXIT_UNEXPECTED = 70
 
 
 def emit(as_json: bool, payload: dict[str, Any], text: str) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from facegate.decisions.curves import CalibrationError, FmrCurve
 from facegate.decisions.scoring import Scoring, scoring_for
-from facegate.decisions.table import DEFAULT_FMR, DEFAULT_FPIR
+from facegate.decisions.table import DEFAULT_FMR, DEFAULT_FPIR, ThresholdUnavailableError
 
 Kind = Literal["verification", "identification"]
 
@@ -109,6 +109,8 @@ def _resolve(kind: Kind, scoring: Scoring, threshold: float | None, target: floa
         source = "distance threshold given by the caller"
         return OperatingPoint(kind, float(threshold), None, comparisons, source, True, curve)
     if curve is None:
+        if scoring.fixed_threshold is None:
+            raise ThresholdUnavailableError(scoring.unavailable)
         return OperatingPoint(kind, float(scoring.fixed_threshold), None, comparisons, scoring.source)
     if kind == "verification" and target is None and scoring.fixed_threshold is not None:
         # the operator calibrated this exact threshold for their own target FMR

@@ -37,6 +37,8 @@ class Scoring:
     default_fmr: float | None = None
     #: where it was calibrated
     source: str = ""
+    #: why no decision can be made (no calibration for this model and metric)
+    unavailable: str = ""
 
     def stats(self, vectors: np.ndarray) -> CohortStats | None:
         """Cohort statistics of embeddings (None without normalisation)."""
@@ -71,9 +73,9 @@ def scoring_for(model: str, metric: str, normalise: bool | None = None, threshol
     """
     try:
         entry = threshold_entry(model, metric)
-    except ThresholdUnavailableError:
-        if threshold is None:
-            raise
+    except ThresholdUnavailableError as exc:
+        if threshold is None:  # enrolment needs no threshold; a decision will say what is missing
+            return Scoring(model, metric, "distance", None, unavailable=str(exc))
         entry = {"threshold": float(threshold), "calibrated_on": "the caller"}
     source = entry.get("calibrated_on", "your calibration")
     scores: dict[str, Any] = entry.get("scores", {})

@@ -69,12 +69,54 @@ class Detector(ABC):
         """
 
     def find(self, image: np.ndarray, upsample: int | None = None) -> list[FacialArea]:
-        """Faces at ``upsample``, or with ``None`` at rising levels until some are found."""
-        for level in auto_upsample(image) if upsample is None else [upsample]:
+        """Faces at ``upsample``, or with ``None`` at rising levels until some are found.
+
+        No level hands the detector more than :data:`MAX_DETECTOR_PIXELS`: levels
+        past the budget are skipped (an explicit ``upsample`` is lowered to fit), and
+        an image over it at its own size is searched shrunk, its boxes and landmarks
+        mapped back.
+        """
+        scale = min(1.0, float(np.sqrt(MAX_DETECTOR_PIXELS / (image.shape[0] * image.shape[1]))))
+        if scale < 1.0:
+            small = _shrink(image, scale)
+            return [_grow(face, 1.0 / scale, image.shape) for face in self.find(small, 0 if upsample else upsample)]
+        levels = auto_upsample(image) if upsample is None else [upsample]
+        affordable = [level for level in levels if image.shape[0] * image.shape[1] * 4**level <= MAX_DETECTOR_PIXELS]
+        if upsample is not None and not affordable:
+            affordable = [max_level(image)]
+        for level in affordable:
             faces = self.detect(image, upsample=level)
             if faces:
                 return faces
         return []
+
+
+#: the most pixels any detector is handed at once (after upsampling): native code is
+#: never given an image it has not been checked to handle
+MAX_DETECTOR_PIXELS = 16_000_000
+
+
+def max_level(image: np.ndarray) -> int:
+    """The highest upsampling level within :data:`MAX_DETECTOR_PIXELS`."""
+    level = 0
+    while image.shape[0] * image.shape[1] * 4 ** (level + 1) <= MAX_DETECTOR_PIXELS:
+        level += 1
+    return level
+
+
+def _shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    size = (max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale)))
+    return np.ascontiguousarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+
+def _grow(face: FacialArea, factor: float, shape: tuple[int, ...]) -> FacialArea:
+    """A face found in a shrunk image, in the original image's pixels."""
+    height, width = shape[:2]
+    x, y = min(int(face.x * factor), width - 1), min(int(face.y * factor), height - 1)
+    w, h = min(int(round(face.w * factor)), width - x), min(int(round(face.h * factor)), height - y)
+    return FacialArea(x, y, w, h, face.confidence, np.asarray(face.landmarks, dtype=np.float64) * factor)
 
 
 def auto_upsample(image: np.ndarray) -> list[int]:

@@ -14,8 +14,10 @@ strangers), which becomes a stricter threshold as the gallery grows
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,12 @@ from facegate.decisions.normalisation import CohortStats
 from facegate.decisions.quality import DEFAULT_GATE, QualityGate
 from facegate.decisions.scoring import Scoring
 from facegate.distances import get_metric
-from facegate.errors import GalleryError
+from facegate.errors import GalleryError, InvalidNameError
 from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
 from facegate.images import ImageInput, image_sha256, read_bytes
-from facegate.models import get_model
+from facegate.models import MODELS, get_model
 from facegate.pipeline import (
     DEFAULT_DETECTOR,
     DEFAULT_MODEL,
@@ -88,9 +90,15 @@ class Gallery:
         fusion: Fusion = DEFAULT_FUSION,
         normalise: bool | None = None,
         quality: QualityGate | None = DEFAULT_GATE,
+        create: bool = True,
     ) -> None:
         stored = GalleryStore.stored_model(path)
         self.model_name = model_name or stored or DEFAULT_MODEL
+        if stored is not None and model_name is None and stored not in MODELS:
+            raise GalleryError(
+                f"the gallery {path} was built with the model {stored!r}, which is not available here "
+                f"(known: {', '.join(MODELS.names())})"
+            )
         model = get_model(self.model_name)
         self.detector_backend = detector_backend
         self.metric_name = distance_metric or model.default_metric
@@ -99,12 +107,14 @@ class Gallery:
         self.raw_threshold = threshold
         self.fmr = fmr
         self.fpir = fpir
-        verification_point(self.scoring, threshold, fmr)  # an unreachable target fails here, not at the door
         self.fusion = fusion
         self.quality = quality
         self.tta = tta
-        self._store = GalleryStore(path, self.model_name, model.dim)
+        self._store = GalleryStore(path, self.model_name, model.dim, create=create)
         self._reload()
+        if self.scoring.curve is not None:  # an impossible target fails here, not at the door
+            verification_point(self.scoring, threshold, fmr)
+            self.identification_point  # noqa: B018
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
@@ -120,7 +130,7 @@ class Gallery:
         return len(self._names)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._enrolled
+        return isinstance(name, str) and unicodedata.normalize("NFC", name) in self._enrolled
 
     @property
     def path(self) -> str:
@@ -135,14 +145,14 @@ class Gallery:
         self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
         self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
-        self._identification = identification_point(self.scoring, self._index.counts, self.raw_threshold, self.fpir)
+        self._identification: OperatingPoint | None = None  # computed when first needed
         self._version = self._store.data_version()
 
     # -- operating points ---------------------------------------------------------
     def door_point(self, name: str) -> OperatingPoint:
         """The operating point of a door check for ``name`` (their template count matters)."""
         self._sync()
-        person = self._store.person_id(name)
+        person = self._store.person_id(check_name(name))
         templates = int(self._index.counts[self._index.row_of(person)]) if person in self._index.people else 0
         return verification_point(self.scoring, self.raw_threshold, self.fmr, templates)
 
@@ -150,15 +160,21 @@ class Gallery:
     def identification_point(self) -> OperatingPoint:
         """The open-set operating point at the gallery's current size."""
         self._sync()
+        if self._identification is None:
+            self._identification = identification_point(self.scoring, self._index.counts, self.raw_threshold, self.fpir)
         return self._identification
 
     def state(self) -> GalleryState:
         """People, templates and the error rates expected at the current size."""
         self._sync()
         counts = self._index.counts
+        if self.scoring.unavailable:
+            return GalleryState(len(counts), int(counts.sum()), {}, {}, self.scoring.kind, [self.scoring.unavailable])
         typical = int(np.median(counts)) if len(counts) else 1
         door = verification_point(self.scoring, self.raw_threshold, self.fmr, typical)
-        return GalleryState.describe(len(counts), int(counts.sum()), typical, door, self._identification, self.scoring)
+        return GalleryState.describe(
+            len(counts), int(counts.sum()), typical, door, self.identification_point, self.scoring
+        )
 
     def _sync(self) -> None:
         if self._store.data_version() != self._version:
@@ -166,7 +182,7 @@ class Gallery:
 
     # -- enrollment ------------------------------------------------------------
     def _templates(self, photos: Sequence[ImageInput], multi_face: MultiFacePolicy) -> list[tuple[Face, str]]:
-        if isinstance(photos, (str, bytes, Path)) or not isinstance(photos, Sequence):
+        if isinstance(photos, ONE_IMAGE) or not isinstance(photos, Sequence):
             photos = [photos]  # type: ignore[list-item]
         if not photos:
             raise GalleryError("enrollment needs at least one photo")
@@ -189,7 +205,7 @@ class Gallery:
         Every photo is embedded before anything is written, so one bad photo (no
         face, not an image) raises and leaves the gallery exactly as it was.
         """
-        name = _check_name(name)
+        name = check_name(name)
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
         _, ids = self._store.add_person(name, self._new(faces))
         self._reload()
@@ -199,6 +215,8 @@ class Gallery:
         self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
     ) -> EnrollResult:
         """Add photos (templates) to an enrolled person, all or nothing."""
+        name = check_name(name)
+        self._store.person_id(name)  # an unknown person fails before any photo is embedded
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
         _, ids = self._store.add_templates(name, self._new(faces))
         self._reload()
@@ -212,7 +230,7 @@ class Gallery:
         People already enrolled are skipped unless ``add``; a person with any photo
         that fails (no face, bad image) is not enrolled and appears in ``failed``.
         """
-        todo = {_check_name(n): list(p) for n, p in people.items() if add or n not in self}
+        todo = {check_name(n): list(p) for n, p in people.items() if add or n not in self}
         skipped = [n for n in people if n not in todo]
         photos = [(name, photo) for name, ps in todo.items() for photo in ps]
         outputs = represent_many(
@@ -263,18 +281,20 @@ class Gallery:
         for name, embeddings in people.items():
             vectors = np.atleast_2d(np.asarray(embeddings, dtype=np.float32))
             keys = list(sources[name]) if sources is not None else [image_sha256(v) for v in vectors]
-            batch[_check_name(name)] = [NewTemplate(v, k, {}) for v, k in zip(vectors, keys, strict=True)]
+            if vectors.size == 0 or vectors.shape[-1] == 0:
+                raise GalleryError(f"no embeddings for {name!r}: a person needs at least one; nothing was stored")
+            batch[check_name(name)] = [NewTemplate(v, k, {}) for v, k in zip(vectors, keys, strict=True)]
         self._store.add_many(batch)
         self._reload()
 
     def remove(self, name: str) -> int:
         """Remove a person and all their templates; returns how many templates went."""
-        removed = self._store.remove_person(name)
+        removed = self._store.remove_person(check_name(name))
         self._reload()
         return removed
 
     def rename(self, old: str, new: str) -> None:
-        self._store.rename_person(old, _check_name(new))
+        self._store.rename_person(check_name(old), check_name(new))
         self._reload()
 
     def people(self) -> list[PersonRecord]:
@@ -355,7 +375,7 @@ class Gallery:
         start = time.perf_counter() if start is None else start
         scoring = self._call_scoring(threshold)
         candidates, _, probe = self._rank(embedding, scoring, top_k)
-        point = self._identification
+        point = self.identification_point
         if threshold is not None:
             point = identification_point(scoring, self._index.counts, threshold)
         best = candidates[0] if candidates else None
@@ -397,6 +417,7 @@ class Gallery:
         """
         start = time.perf_counter()
         self._sync()
+        name = check_name(name)
         self._store.person_id(name)  # raises PersonNotFoundError before any work
         face = self._probe(img, "largest")[0]
         return self.verify_embedding(
@@ -414,6 +435,7 @@ class Gallery:
     ) -> VerifyResult:
         """The door check for a precomputed embedding of this gallery's model (see :meth:`verify_identity`)."""
         start = time.perf_counter() if start is None else start
+        name = check_name(name)
         scoring = self._call_scoring(threshold)
         point = self.door_point(name) if threshold is None else verification_point(scoring, threshold)
         person = self._store.person_id(name)
@@ -437,12 +459,21 @@ class Gallery:
         )
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """A person's name in Unicode NFC, refused when empty, padded or holding control characters."""
     if not isinstance(name, str) or not name.strip():
-        raise GalleryError("a person's name must be a non-empty string")
+        raise InvalidNameError("a person's name must be a non-empty string")
+    name = unicodedata.normalize("NFC", name)
     if name != name.strip():
-        raise GalleryError(f"a person's name must not start or end with spaces: {name!r}")
+        raise InvalidNameError(f"a person's name must not start or end with spaces: {name!r}")
+    bad = sorted({repr(c) for c in name if unicodedata.category(c).startswith("C")})
+    if bad:
+        raise InvalidNameError(f"a person's name must not hold control characters ({', '.join(bad)}): {name!r}")
     return name
+
+
+#: inputs that are one image, not a list of photos
+ONE_IMAGE = (str, bytes, bytearray, memoryview, PathLike, np.ndarray, Image.Image)
 
 
 __all__ = ["Gallery"]

@@ -65,6 +65,41 @@ class PersonRecord:
         return {"name": self.name, "templates": self.templates, "created_at": self.created_at}
 
 
+#: how long a writer waits for another process's transaction before giving up
+BUSY_TIMEOUT_MS = 30_000
+
+
+@contextmanager
+def damage_as_gallery_error(path: str) -> Iterator[None]:
+    """SQLite's failures (damaged file, read-only, disk full, locked) as GalleryError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise GalleryError(f"cannot use the gallery {path}: {_advice(exc)}") from exc
+
+
+def _advice(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "readonly" in text:
+        return f"{text} (the file or its folder is read-only: copy it somewhere writable, or fix its permissions)"
+    if "disk is full" in text or "database or disk is full" in text:
+        return f"{text} (free some disk space and try again; nothing was changed)"
+    if "malformed" in text or "not a database" in text:
+        return f"{text} (the file is damaged or not a gallery: restore it from a backup)"
+    if "locked" in text:
+        return f"{text} (another process held it too long: try again)"
+    return text
+
+
+def _check_parent(path: Path) -> None:
+    """A gallery's folder must exist as a writable folder (it is not created here)."""
+    parent = path.expanduser().resolve().parent
+    if parent.exists() and not parent.is_dir():
+        raise GalleryError(f"cannot use the gallery {path}: {parent} is a file, not a folder")
+    if not parent.exists():
+        raise GalleryError(f"cannot use the gallery {path}: the folder {parent} does not exist")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -72,23 +107,36 @@ def _now() -> str:
 class GalleryStore:
     """SQLite persistence of a gallery; knows nothing of images or models."""
 
-    def __init__(self, path: str | Path, model: str, dim: int) -> None:
+    def __init__(self, path: str | Path, model: str, dim: int, create: bool = True) -> None:
         self.path = str(path)
-        try:
+        self.model = model
+        self.dim = dim
+        memory = self.path == ":memory:"
+        existed = memory or Path(self.path).is_file()
+        if not existed and not create:
+            raise GalleryError(f"there is no gallery at {self.path}: enroll someone first, or check --gallery")
+        if not memory:
+            _check_parent(Path(self.path))
+        with damage_as_gallery_error(self.path):
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # first: the next pragmas may wait
             self._db.execute("PRAGMA foreign_keys = ON")
-            if self.path != ":memory:":
+            if existed and not memory:
+                self._check_integrity()
+            if not memory:
                 self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            with self.transaction():
+            with self.transaction():  # BEGIN IMMEDIATE: concurrent creators take turns
                 for statement in _SCHEMA.strip().split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._init_meta(model, dim)
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot open the gallery {self.path}: {exc}") from exc
-        self.model = model
-        self.dim = dim
+
+    def _check_integrity(self) -> None:
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise GalleryError(
+                f"the gallery {self.path} is damaged ({'; '.join(problems[:3])}); restore it from a backup"
+            )
 
     def _init_meta(self, model: str, dim: int) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
@@ -107,47 +155,63 @@ class GalleryStore:
         if str(path) == ":memory:" or not Path(path).is_file():
             return None
         try:
-            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000) as db:
+                if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+                    if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
+                        return None  # an empty file, or one another process is creating right now
+                    raise GalleryError(f"{path} is not a facegate gallery (an SQLite file without its tables)")
                 row = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"{path} is not a facegate gallery: {exc}") from exc
+            raise GalleryError(f"{path} is not a facegate gallery, or is damaged: {exc}") from exc
         return row[0] if row else None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with damage_as_gallery_error(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def data_version(self) -> int:
         """Changes when another connection commits to the file (SQLite's data_version)."""
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        with damage_as_gallery_error(self.path):
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
 
     # -- reads ------------------------------------------------------------
     def person_id(self, name: str) -> int:
-        row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        with damage_as_gallery_error(self.path):
+            row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise PersonNotFoundError(f"{name!r} is not enrolled")
         return int(row[0])
 
     def people(self) -> list[PersonRecord]:
-        rows = self._db.execute(
-            "SELECT p.name, COUNT(t.id), p.created_at FROM people p "
-            "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name"
-        ).fetchall()
+        with damage_as_gallery_error(self.path):
+            rows = self._db.execute(
+                "SELECT p.name, COUNT(t.id), p.created_at FROM people p "
+                "LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name"
+            ).fetchall()
         return [PersonRecord(name, count, created) for name, count, created in rows]
 
     def load_matrix(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """All templates: (owner person ids, embeddings (n, dim) float32, person names by id)."""
-        rows = self._db.execute("SELECT person_id, embedding FROM templates ORDER BY id").fetchall()
-        names = dict(self._db.execute("SELECT id, name FROM people").fetchall())
+        with damage_as_gallery_error(self.path):
+            rows = self._db.execute("SELECT person_id, embedding FROM templates ORDER BY id").fetchall()
+            names = dict(self._db.execute("SELECT id, name FROM people").fetchall())
+        size = self.dim * 4
+        damaged = sum(1 for r in rows if not isinstance(r[1], bytes) or len(r[1]) != size)
+        if damaged:
+            raise GalleryError(
+                f"the gallery {self.path} holds {damaged} template(s) that are not {self.dim} float32 numbers "
+                f"(damaged, or written for another model); restore it from a backup"
+            )
         owners = np.array([r[0] for r in rows], dtype=np.int64)
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
         return owners, matrix.copy(), names
@@ -175,6 +239,8 @@ class GalleryStore:
             vector = np.asarray(t.embedding, dtype=np.float32)
             if vector.shape != (self.dim,):
                 raise GalleryError(f"embedding of shape {vector.shape} does not fit this gallery ({self.dim},)")
+            if not np.isfinite(vector).all():
+                raise GalleryError(f"an embedding for {name!r} holds NaN or infinite values; nothing was stored")
             try:
                 cursor = db.execute(
                     "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at) "
@@ -190,6 +256,9 @@ class GalleryStore:
 
     def add_many(self, people: dict[str, Sequence[NewTemplate]]) -> None:
         """Add templates to many people (enrolling the new ones) in one transaction."""
+        empty = [name for name, templates in people.items() if not templates]
+        if empty:
+            raise GalleryError(f"no templates for {empty[0]!r}: a person needs at least one; nothing was stored")
         with self.transaction() as db:
             known = dict(db.execute("SELECT name, id FROM people").fetchall())
             for name, templates in people.items():

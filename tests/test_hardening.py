@@ -1,0 +1,229 @@
+"""Regression tests for hostile and careless input: images, names, damaged and contended galleries."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegate.detection.base import MAX_DETECTOR_PIXELS, max_level
+from facegate.errors import (
+    GalleryError,
+    ImageError,
+    InvalidImageError,
+    InvalidNameError,
+    PersonNotFoundError,
+)
+from facegate.gallery import Gallery
+from facegate.images import load_image
+
+from .conftest import data_dir, solid
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- images ---------------------------------------------------------------------------------
+def test_an_elongated_image_is_refused_before_any_detector_sees_it():
+    """A 47 KB PNG of 160x100,000 pixels once aborted the process inside dlib."""
+    data = png(np.zeros((100_000, 160, 3), np.uint8))
+    assert len(data) < 200_000
+    with pytest.raises(InvalidImageError, match="more than 20 times longer than wide"):
+        load_image(data)
+
+
+def test_detector_work_is_bounded(monkeypatch):
+    """No detector level is handed more than MAX_DETECTOR_PIXELS; a larger image is searched shrunk."""
+    from facegate.detection import get_detector
+
+    seen = []
+    hog = get_detector("hog")
+    real = type(hog).detect
+
+    def spy(self, image, upsample=0):
+        seen.append(image.shape[0] * image.shape[1] * 4**upsample)
+        return real(self, image, upsample)
+
+    monkeypatch.setattr(type(hog), "detect", spy)
+    face = load_image(data_dir("lfw", "images", "Aaron_Peirsol") / "Aaron_Peirsol_0001.jpg")
+    big = np.asarray(Image.fromarray(face).resize((6000, 6000)))
+    found = hog.find(big)
+    assert max(seen) <= MAX_DETECTOR_PIXELS
+    # the face is found in the shrunk image and mapped back to the original's pixels
+    assert len(found) == 1 and 1700 < found[0].x < 1950 and 2200 < found[0].w < 2600
+    assert max_level(np.zeros((150, 100))) == 5  # 15,000 px x 4**5 = 15.4 MP and max_level(np.zeros((4000, 4000))) == 0
+    seen.clear()
+    hog.find(np.zeros((1000, 4000, 3), np.uint8), upsample=3)  # an explicit level is lowered to fit
+    assert seen == [1000 * 4000 * 4]
+
+
+def test_only_the_formats_users_send_are_decoded():
+    dds = b"DDS |" + bytes(124) + bytes(64)  # a DDS header: Pillow has a decoder, facegate does not use it
+    with pytest.raises(InvalidImageError, match="not an image in a supported format"):
+        load_image(dds)
+    pgm = data_dir("orl", "s1") / "1.pgm"
+    assert load_image(pgm).shape == (112, 92, 3)
+
+
+def test_every_decoder_failure_is_typed():
+    good = png(np.full((64, 64, 3), 128, np.uint8))
+    for mutant in (good[:40], good[:8] + bytes(reversed(good[8:200])) + good[200:], good.replace(b"IDAT", b"IDAx")):
+        with pytest.raises(ImageError):
+            load_image(mutant)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself warns
+def test_odd_arrays():
+    assert load_image(np.matrix(np.full((8, 8), 255))).shape == (8, 8, 3)
+    with pytest.raises(ImageError, match="up to 65535"):
+        load_image(np.full((8, 8), 70_000, np.uint32))
+    assert load_image(np.full((8, 8), 65535, np.uint32))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_bytes_like_photos_are_one_photo(fake_gallery):
+    photo = png(solid((200, 20, 20)))
+    for kind in (bytes, bytearray, memoryview):
+        fake_gallery.enroll(f"red-{kind.__name__}", kind(photo))
+    assert [p.templates for p in fake_gallery.people()] == [1, 1, 1]
+
+
+# -- names ----------------------------------------------------------------------------------
+def test_names_are_nfc_and_free_of_control_characters(fake_gallery):
+    nfc, nfd = unicodedata.normalize("NFC", "José"), unicodedata.normalize("NFD", "José")
+    assert nfc != nfd
+    fake_gallery.enroll(nfd, [solid((200, 20, 20))])
+    assert [p.name for p in fake_gallery.people()] == [nfc]
+    assert nfd in fake_gallery and nfc in fake_gallery
+    with pytest.raises(GalleryError, match="already enrolled"):
+        fake_gallery.enroll(nfc, [solid((20, 200, 20))])
+    assert fake_gallery.verify_identity(solid((200, 20, 20)), nfd).identity == nfc
+    for bad in ("line\nbreak", "tab\there", "bell\x07", "\u200bzero-width"):
+        with pytest.raises(InvalidNameError, match="control characters"):
+            fake_gallery.enroll(bad, [solid((20, 20, 200))])
+        with pytest.raises(InvalidNameError):
+            fake_gallery.rename(nfc, bad)
+    assert [p.name for p in fake_gallery.people()] == [nfc]
+
+
+# -- embeddings -------------------------------------------------------------------------------
+def test_empty_and_non_finite_embeddings_are_refused(fake_gallery):
+    with pytest.raises(GalleryError, match="at least one"):
+        fake_gallery.add_embeddings("empty", np.zeros((0, 3)))
+    for bad in (np.nan, np.inf):
+        with pytest.raises(GalleryError, match="NaN or infinite"):
+            fake_gallery.add_embeddings("bad", np.array([[0.1, bad, 0.2]]))
+    assert fake_gallery.people() == [] and fake_gallery.template_count == 0
+    with pytest.raises(PersonNotFoundError):
+        fake_gallery.verify_identity(solid((1, 2, 3)), "empty")
+
+
+# -- damaged and unusable gallery files --------------------------------------------------------
+def make_gallery(path) -> None:
+    with Gallery(path, "mean-colour", "flat", threshold=0.1) as gallery:
+        gallery.enroll("red", [solid((200, 20, 20))])
+        gallery.enroll("green", [solid((20, 200, 20))])
+
+
+def test_a_truncated_gallery_is_a_gallery_error(tmp_path):
+    path = tmp_path / "g.sqlite"
+    make_gallery(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(GalleryError, match="damaged"):
+        Gallery(path, threshold=0.1)
+
+
+def test_a_damaged_template_is_a_gallery_error(tmp_path):
+    path = tmp_path / "g.sqlite"
+    make_gallery(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE templates SET embedding = x'0102' WHERE id = 1")
+    with pytest.raises(GalleryError, match="1 template"):
+        Gallery(path, threshold=0.1)
+
+
+def test_an_unknown_stored_model_is_a_gallery_error(tmp_path):
+    path = tmp_path / "g.sqlite"
+    make_gallery(path)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = 'no-such-model' WHERE key = 'model'")
+    with pytest.raises(GalleryError, match="'no-such-model', which is not available here") as info:
+        Gallery(path)
+    assert info.value.exit_code == 5
+
+
+def test_unusable_places_are_gallery_errors(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(GalleryError, match="is a file, not a folder"):
+        Gallery(afile / "g.sqlite")
+    with pytest.raises(GalleryError, match="does not exist"):
+        Gallery(tmp_path / "missing" / "g.sqlite")
+    with pytest.raises(GalleryError, match="there is no gallery"):
+        Gallery(tmp_path / "g.sqlite", create=False)
+    not_a_gallery = tmp_path / "notes.sqlite"
+    with sqlite3.connect(not_a_gallery) as db:
+        db.execute("CREATE TABLE notes (x)")
+    with pytest.raises(GalleryError, match="not a facegate gallery"):
+        Gallery(not_a_gallery)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
+def test_a_read_only_gallery_is_a_gallery_error(tmp_path):
+    path = tmp_path / "g.sqlite"
+    make_gallery(path)
+    path.chmod(0o444)
+    with pytest.raises(GalleryError, match="read-only"):
+        Gallery(path, threshold=0.1).enroll("blue", [solid((20, 20, 200))])
+
+
+# -- concurrency -------------------------------------------------------------------------------
+def _open_and_enroll(path: str, person: int) -> str:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+    import tests.conftest  # noqa: F401  (registers the stand-in model and detector)
+
+    try:
+        with Gallery(path, "mean-colour", "flat", threshold=0.1) as gallery:
+            gallery.enroll(f"p{person}", [solid((person, 100, 200))])
+        return "ok"
+    except Exception as exc:  # reported to the parent, which asserts there is none
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_concurrent_opens_of_a_new_gallery_all_succeed(tmp_path):
+    """16 processes create and enrol into one new gallery file at once: nobody is lost."""
+    for round_ in range(3):
+        path = str(tmp_path / f"g{round_}.sqlite")
+        with multiprocessing.get_context("spawn").Pool(8) as pool:
+            outcomes = pool.starmap(_open_and_enroll, [(path, i + 1) for i in range(16)])
+        assert outcomes == ["ok"] * 16
+        with Gallery(path, "mean-colour", "flat", threshold=0.1) as gallery:
+            assert len(gallery) == 16
+
+
+def test_a_crash_in_a_subprocess_is_caught(tmp_path):
+    """The decoder never aborts the interpreter on the old crash input (run apart, so an abort is seen)."""
+    script = (
+        "import numpy as np, io\n"
+        "from PIL import Image\n"
+        "import facegate\n"
+        "buf = io.BytesIO(); Image.fromarray(np.zeros((99_000, 160, 3), np.uint8)).save(buf, format='PNG')\n"
+        "try:\n"
+        "    facegate.represent(buf.getvalue())\n"
+        "except facegate.ImageError as exc:\n"
+        "    print('typed:', type(exc).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "typed: InvalidImageError"
