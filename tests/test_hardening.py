@@ -231,3 +231,56 @@ def test_a_crash_in_a_subprocess_is_caught(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "typed: InvalidImageError"
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            out |= {int(c) for c in fh.read().split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """SIGKILL during a batch embedding leaves no worker process running."""
+    import signal
+    import time
+
+    script = (
+        "import sys, numpy as np\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import tests.conftest\n"
+        "from facegate.pipeline import represent_many\n"
+        "import facegate.pipeline as p, time\n"
+        "images = [np.full((32, 32, 3), i % 250 + 1, np.uint8) for i in range(400)]\n"
+        "real = p._represent_chunk\n"
+        "def slow(job, chunk):\n"
+        "    time.sleep(0.5)\n"
+        "    return real(job, chunk)\n"
+        "p._represent_chunk = slow\n"
+        "print('start', flush=True)\n"
+        "represent_many(images, 'mean-colour', 'flat', workers=2, batch_size=4)\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, "-c", script, repo], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "start"
+    deadline = time.time() + 30
+    while len(_children(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    deadline = time.time() + 10
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)

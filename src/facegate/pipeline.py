@@ -175,11 +175,25 @@ def represent_many(
                 bar.update(len(chunk))
             return results
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with ProcessPoolExecutor(n_workers, mp_context=context) as executor:
+        with ProcessPoolExecutor(
+            n_workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as executor:
             for out in executor.map(_represent_chunk, [job] * len(chunks), chunks):
                 results.extend(out)
                 bar.update(len(out))
     return results
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker process: end when the parent ends, even by SIGKILL (Linux), so no
+    worker outlives an interrupted run."""
+    if sys.platform == "linux":
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def _progress(total: int, enabled: bool):
