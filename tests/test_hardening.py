@@ -284,3 +284,20 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     while any(_alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)
+
+
+def test_enrolling_from_a_group_photo_says_which_face_was_taken(tmp_path):
+    from click.testing import CliRunner
+
+    from facegate.cli import main
+
+    photo = data_dir("face_recognition_examples", "examples") / "two_people.jpg"
+    run = CliRunner().invoke(main, ["enroll", "obama", str(photo), "--gallery", str(tmp_path / "g.sqlite")])
+    assert run.exit_code == 0
+    assert run.output.splitlines() == [
+        "Enrolled obama from 1 photo.",
+        f"  note: {photo} shows 2 faces; the largest was enrolled as obama",
+    ]
+    with Gallery(tmp_path / "g.sqlite") as gallery:
+        single = gallery.enroll("younes", [data_dir("happyhouse", "images") / "younes.jpg"])
+    assert single.faces_found == [1] and single.crowded == []

@@ -43,6 +43,8 @@ class Face:
     detector: str
     #: size, pose and sharpness of the face (see :mod:`facegate.decisions.quality`)
     quality: FaceQuality | None = None
+    #: how many faces the detector found in the image (before the several-faces policy)
+    faces_in_image: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,23 +117,28 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
     """Detect and align every image of a chunk, then embed all their chips in one call."""
     model = get_model(job.model_name)
     found: list[list[FacialArea] | FacegateError] = []
+    counts: list[int] = []
     chips: list[np.ndarray] = []
     for img, label in chunk:
         try:
             image = load_image(img)
-            faces = select_faces(detect_faces(image, job.detector_backend, job.upsample), job.multi_face, label)
+            detected = detect_faces(image, job.detector_backend, job.upsample)
+            faces = select_faces(detected, job.multi_face, label)
         except FacegateError as exc:
             found.append(exc)
             continue
         found.append(faces)
+        counts.extend([len(detected)] * len(faces))
         chips.extend(model.chip(image, f) for f in faces)
     judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector
     qualities = iter([measure(f.landmarks, c) if judged else None for f, c in zip(_faces(found), chips, strict=True)])
-    vectors = iter(embed_chips(model, chips, tta=job.tta))
+    vectors, found_counts = iter(embed_chips(model, chips, tta=job.tta)), iter(counts)
     return [
         item
         if isinstance(item, FacegateError)
-        else [Face(next(vectors), f, model.name, job.detector_backend, next(qualities)) for f in item]
+        else [
+            Face(next(vectors), f, model.name, job.detector_backend, next(qualities), next(found_counts)) for f in item
+        ]
         for item in found
     ]
 

@@ -111,7 +111,12 @@ def enroll(name, photos, add, as_json, gallery_path, model, detector):
     """Enroll NAME from one or more PHOTOS (all or nothing)."""
     with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
         result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
-        emit(as_json, result.to_dict(), f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}.")
+        lines = [f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}."]
+        lines += [
+            f"  note: {photos[i]} shows {result.faces_found[i]} faces; the largest was enrolled as {name}"
+            for i in result.crowded
+        ]
+        emit(as_json, result.to_dict(), "\n".join(lines))
 
 
 @click.command("enroll-dir")

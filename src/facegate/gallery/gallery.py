@@ -209,7 +209,7 @@ class Gallery:
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
         _, ids = self._store.add_person(name, self._new(faces))
         self._reload()
-        return EnrollResult(name, ids, [f.facial_area.to_dict() for f, _ in faces])
+        return _enrolled(name, ids, faces)
 
     def add_photos(
         self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
@@ -220,7 +220,7 @@ class Gallery:
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
         _, ids = self._store.add_templates(name, self._new(faces))
         self._reload()
-        return EnrollResult(name, ids, [f.facial_area.to_dict() for f, _ in faces])
+        return _enrolled(name, ids, faces)
 
     def enroll_many(
         self, people: Mapping[str, Sequence[ImageInput]], add: bool = False, progress: bool = False
@@ -457,6 +457,10 @@ class Gallery:
             **decision_rates(point, score),
             identity=name,
         )
+
+
+def _enrolled(name: str, ids: list[int], faces: list[tuple[Face, str]]) -> EnrollResult:
+    return EnrollResult(name, ids, [f.facial_area.to_dict() for f, _ in faces], [f.faces_in_image for f, _ in faces])
 
 
 def check_name(name: str) -> str:

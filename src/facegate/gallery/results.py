@@ -50,6 +50,13 @@ class EnrollResult:
     name: str
     template_ids: list[int]
     facial_areas: list[dict[str, Any]] = field(default_factory=list)
+    #: faces the detector found in each photo (the largest was enrolled)
+    faces_found: list[int] = field(default_factory=list)
+
+    @property
+    def crowded(self) -> list[int]:
+        """Positions of the photos that held several faces."""
+        return [i for i, n in enumerate(self.faces_found) if n > 1]
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "templates_added": len(self.template_ids)}

@@ -1,0 +1,73 @@
+"""The README's Python tour runs as written, and returns what it says it returns."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+import pytest
+
+from .conftest import REPO, data_dir
+
+pytestmark = pytest.mark.data
+
+CHECKED = re.compile(r"^(?P<indent>\s*)(?P<expr>\S.*?)\s*#\s*->\s*(?P<value>.+?)\s*$")
+
+
+def python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def checked_source(block: str) -> tuple[str, int]:
+    """The block with every ``expr  # -> value`` line turned into a check of that value."""
+    lines, checks = [], 0
+    for line in block.splitlines():
+        match = CHECKED.match(line)
+        if match:
+            ast.literal_eval(match["value"])  # the README promises a literal
+            lines.append(f"{match['indent']}_check(({match['expr']}), ({match['value']}), {line.strip()!r})")
+            checks += 1
+        else:
+            lines.append(line)
+    return "\n".join(lines), checks
+
+
+def _check(actual, expected, line: str) -> None:
+    assert actual == pytest.approx(expected, rel=1e-3, abs=1e-6) if _numeric(expected) else actual == expected, (
+        f"{line}: got {actual!r}"
+    )
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return (
+        isinstance(value, tuple)
+        and any(isinstance(v, float) for v in value)
+        and all(isinstance(v, (bool, int, float)) for v in value)
+    )
+
+
+def test_the_python_tour_runs_and_returns_what_it_says(tmp_path, monkeypatch):
+    examples = data_dir("face_recognition_examples", "examples")
+    happy = data_dir("happyhouse", "images")
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg"):
+        (tmp_path / name).symlink_to(examples / name)
+    for name in ("younes.jpg", "kian.jpg", "camera_0.jpg", "camera_2.jpg"):
+        (tmp_path / name).symlink_to(happy / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "none.json"))
+    blocks = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    tour = next(b for b in blocks if "facegate.Gallery(" in b and "import facegate" in b)
+    source, checks = checked_source(tour)
+    assert checks == 8
+    exec(compile(source, "README.md", "exec"), {"_check": _check})
+
+
+def test_check_lines_compare_values():
+    source, checks = checked_source("x = 1\nx + 1  # -> 2\n")
+    assert checks == 1 and "_check((x + 1), (2), 'x + 1  # -> 2')" in source
+    with pytest.raises(AssertionError, match="got 2"):
+        exec(source.replace("(2),", "(3),"), {"_check": _check})
