@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 import facegate
 from facegate.cli import main
@@ -107,3 +113,57 @@ def test_batched_embeddings_equal_one_at_a_time(examples):
     many = facegate.represent_many(images, batch_size=2, workers=2)
     for a, b in zip(one, many, strict=True):
         np.testing.assert_allclose(a, b[0].embedding, atol=1e-5)
+
+
+def test_compare_uses_every_face_and_says_which(examples):
+    """A group photo against one of its members matches (deepface compares every pair)."""
+    group, biden = examples / "examples" / "two_people.jpg", examples / "examples" / "biden.jpg"
+    largest = facegate.represent(group)[0].facial_area.to_dict()
+    result = facegate.verify(group, biden)
+    assert result.verified and result.faces == {"img1": 2, "img2": 1}
+    assert result.facial_areas["img1"] != largest  # Biden is the smaller face
+    assert result.confidence == 100.0 and result.estimated_fmr < 1e-5
+    stranger = facegate.verify(examples / "examples" / "obama.jpg", biden)
+    assert not stranger.verified and stranger.confidence == pytest.approx(100 * (1 - stranger.estimated_fmr), abs=0.1)
+
+
+def test_detect_represent_and_identify_a_folder_from_the_command_line(examples, happyhouse, tmp_path):
+    runner = CliRunner()
+    group = examples / "examples" / "two_people.jpg"
+    found = runner.invoke(main, ["detect", str(group), "--landmarks", "68", "--crops", str(tmp_path / "c"), "--json"])
+    assert found.exit_code == 0
+    rows = [json.loads(line) for line in found.stdout.splitlines()]
+    assert [r["face"] for r in rows] == [0, 1] and all(len(r["landmarks"]) == 68 for r in rows)
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["two_people_face0.png", "two_people_face1.png"]
+    assert Image.open(tmp_path / "c" / "two_people_face0.png").size == (150, 150)
+
+    npy = tmp_path / "e.npy"
+    embedded = runner.invoke(
+        main, ["represent", str(group), str(happyhouse / "younes.jpg"), "--all-faces", "--npy", str(npy)]
+    )
+    assert embedded.exit_code == 0
+    lines = [json.loads(line) for line in embedded.stdout.splitlines()]
+    assert [(Path(r["photo"]).name, r["face"]) for r in lines] == [
+        ("two_people.jpg", 0),
+        ("two_people.jpg", 1),
+        ("younes.jpg", 0),
+    ]
+    assert np.load(npy).shape == (3, 128)
+    np.testing.assert_allclose(np.load(npy)[2], lines[2]["embedding"], atol=1e-6)
+
+    gallery = tmp_path / "g.sqlite"
+    runner.invoke(main, ["enroll", "younes", str(happyhouse / "younes.jpg"), "--gallery", str(gallery)])
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("camera_0.jpg", "kian.jpg"):
+        (folder / name).symlink_to(happyhouse / name)
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    table = runner.invoke(main, ["identify", str(folder), "--gallery", str(gallery)])
+    assert table.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert [(Path(r["photo"]).name, r["identity"]) for r in rows] == [
+        ("broken.jpg", ""),
+        ("camera_0.jpg", "younes"),
+        ("kian.jpg", ""),
+    ]
+    assert rows[0]["error"].startswith("InvalidImageError") and rows[1]["error"] == ""

@@ -44,6 +44,8 @@ MAX_PIXELS = 64_000_000
 #: long) are refused: no photo of a face is, and detectors' memory grows with the long side
 MAX_ASPECT_RATIO = 20
 ELONGATED_FROM = 4096
+#: file names of the images facegate reads from folders (the suffixes of FORMATS)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm", ".pbm"})
 #: the formats users send; every other Pillow plugin (DDS, PSD, ICNS, ...) is never tried
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "PPM")  # JPEG's decoder also reads MPO
 

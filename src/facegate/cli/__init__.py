@@ -11,6 +11,7 @@ from facegate import __version__
 from facegate.cli.calibrate import calibrate
 from facegate.cli.core import COMMANDS
 from facegate.cli.evaluate import evaluate
+from facegate.cli.faces import COMMANDS as FACE_COMMANDS
 from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
 from facegate.cli.train import train
@@ -50,7 +51,7 @@ def main(debug: bool) -> None:
 
 evaluate.add_command(oneshot_command)
 train.add_command(faces_command)
-for command in [*COMMANDS, evaluate, calibrate, train]:
+for command in [*COMMANDS, *FACE_COMMANDS, evaluate, calibrate, train]:
     main.add_command(command)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -13,10 +16,9 @@ from facegate.detection import DETECTORS
 from facegate.distances import METRICS
 from facegate.errors import GalleryError
 from facegate.gallery import Gallery
+from facegate.images import IMAGE_SUFFIXES
 from facegate.models import MODELS
 from facegate.verification import verify
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
 def default_gallery() -> Path:
@@ -240,13 +242,21 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, f
 
 
 @click.command()
-@click.argument("photo", type=click.Path(dir_okay=False))
+@click.argument("photo", type=click.Path())
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
 @click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the largest.")
 @gallery_options
 def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold, fmr, fpir):
-    """Who is in PHOTO? Exit 0 when identified, 1 when not in the database."""
+    """Who is in PHOTO? Exit 0 when identified, 1 when not in the database.
+
+    PHOTO may be a folder: then every photo in it (recursively) gets one line per
+    face, as CSV (photo, face, identity, distance, threshold, error) or JSON lines,
+    with a progress bar; a photo that fails gets its error on its line.
+    """
     with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+        if Path(photo).is_dir():
+            identify_folder(gallery, Path(photo), top_k, all_faces, as_json)
+            return
         results = gallery.identify_all(photo, top_k) if all_faces else [gallery.identify(photo, top_k)]
         lines = [
             f"It's {r.identity}, the distance is {r.distance:.2f}" if r.known else "Not in the database."
@@ -256,6 +266,43 @@ def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, th
         emit(as_json, payload, "\n".join(lines))
         if not any(r.known for r in results):
             raise SystemExit(EXIT_NO)
+
+
+FOLDER_COLUMNS = ["photo", "face", "identity", "distance", "threshold", "error"]
+
+
+def identify_folder(gallery: Gallery, folder: Path, top_k: int, all_faces: bool, as_json: bool) -> None:
+    """One line per photo and face of ``folder``; errors are lines too, never the end of the run."""
+    from tqdm.auto import tqdm
+
+    from facegate.cli.faces import photo_paths
+    from facegate.errors import FacegateError
+
+    writer = None if as_json else csv.DictWriter(sys.stdout, FOLDER_COLUMNS, lineterminator="\n")
+    if writer is not None:
+        writer.writeheader()
+    for path in tqdm(photo_paths((str(folder),)), unit="photo", desc="identifying", file=sys.stderr):
+        try:
+            results = gallery.identify_all(path, top_k) if all_faces else [gallery.identify(path, top_k)]
+            rows = [
+                {"photo": str(path), "face": i, **({"result": r.to_dict()} if as_json else _csv(r))}
+                for i, r in enumerate(results)
+            ]
+        except FacegateError as exc:
+            rows = [{"photo": str(path), "face": None, "error": f"{type(exc).__name__}: {exc}"}]
+        for row in rows:
+            if writer is not None:
+                writer.writerow(row)
+            else:
+                click.echo(json.dumps(row))
+
+
+def _csv(result) -> dict:
+    return {
+        "identity": result.identity or "",
+        "distance": "" if result.distance is None else f"{result.distance:.4f}",
+        "threshold": f"{result.threshold:.4f}",
+    }
 
 
 @click.command()

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facegate.images import IMAGE_SUFFIXES
 from facegate.registry import Registry
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pbm", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-)
+IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 _TEXT_EXTENSIONS = frozenset({".txt", ".md", ".tsv", ".csv", ".json", ".yaml", ".yml", ".zip", ".tgz", ".gz"})
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"P2", b"P5", b"P3", b"P6", b"II*\x00", b"MM\x00*")
 

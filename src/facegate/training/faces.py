@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from facegate.alignment_openface import align_openface, landmarks_68
 from facegate.detection.base import FacialArea
+from facegate.images import IMAGE_SUFFIXES
 from facegate.losses import triplet_loss
 from facegate.miners import batch_all_triplets, semi_hard_triplets
 from facegate.nets.nn4small2 import STAGES, NN4Small2, to_input
@@ -54,7 +55,6 @@ __all__ = [
     "save_finetuned",
 ]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 Crop = Literal["align", "whole"]
 
 
