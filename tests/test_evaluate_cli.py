@@ -245,3 +245,25 @@ def test_make_pairs_then_evaluate_a_folder_set(colour_set, tmp_path):
     )
     assert run.exit_code == 0, run.output
     assert "accuracy (3-fold, folds of the pair file)" in run.output
+
+
+def test_calibrate_saves_every_metric_and_writes_no_report_unless_asked(colour_set, tmp_path, monkeypatch):
+    from facegate.decisions import find_threshold
+    from facegate.decisions.table import threshold_entry
+
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(calibrate, [str(colour_set), *FAKE, "--target-fmr", "0.01", "--no-cache"])
+    assert run.exit_code == 0, run.output
+    assert not (tmp_path / "facegate-report").exists()
+    assert "verify and the gallery now decide with them" in run.output
+    for metric in ("euclidean", "euclidean_l2", "cosine"):
+        entry = threshold_entry("mean-colour", metric)
+        assert entry["target_fmr"] == 0.01 and entry["scores"]["distance"]["curve"]["n_impostor"] > 0
+        assert find_threshold("mean-colour", metric) == pytest.approx(entry["threshold"])
+
+
+def test_compare_refuses_an_identification_report_as_a_usage_error(colour_set, tmp_path):
+    out = tmp_path / "out"
+    CliRunner().invoke(evaluate, ["identify", str(colour_set), "--folds", "2", *FAKE, "--no-cache", "--out", str(out)])
+    run = CliRunner().invoke(evaluate, ["compare", str(out / "report.json"), "--out", str(tmp_path / "roc.png")])
+    assert run.exit_code == 2 and "holds an 'identification' report" in run.output

@@ -17,6 +17,7 @@ from facegate.cli.eval_options import command_line, embed_options, friendly_erro
 from facegate.datasets.folders import load_folder
 from facegate.datasets.lfw import pair_images
 from facegate.datasets.pairs import load_pairs, make_pairs
+from facegate.distances import METRICS
 from facegate.evaluate.calibration import calibrate_threshold, pair_curve, save_calibration
 from facegate.evaluate.metrics import roc_curve
 from facegate.evaluate.plots import plot_roc
@@ -43,7 +44,7 @@ from facegate.evaluate.verification import score_pairs
 )
 @click.option("--save/--no-save", default=True, show_default=True, help="write the threshold to the user file")
 @system_options(multiple_models=False)
-@run_options
+@run_options(report=None)
 @click.pass_context
 @friendly_errors
 def calibrate(
@@ -58,7 +59,7 @@ def calibrate(
     metric: str | None,
     tta: bool,
     upsample: int | None,
-    out: Path,
+    out: Path | None,
     cache_dir: Path | None,
     no_cache: bool,
     workers: int | None,
@@ -85,20 +86,29 @@ def calibrate(
     rows.append(("failure to enrol", f"{embedded.n_failed} of {len(embedded.paths)} images"))
     click.echo(format_table(rows, "calibration"))
     if save:
-        curve = pair_curve(scores.distances, scores.labels, calibrated_on=str(source), detector=system.detector)
-        where = save_calibration(
-            system.model,
-            system.metric,
-            result,
-            dataset=str(source),
-            curve=curve,
-            calibrated_on=str(source),
-            detector=system.detector,
-            tta=system.tta,
-        )
+        saved = []
+        for name in METRICS.names():  # every metric, so no metric keeps a threshold of other data
+            other = scores if name == system.metric else score_pairs(pairs, root, embedded, name)
+            curve = pair_curve(other.distances, other.labels, calibrated_on=str(source), detector=system.detector)
+            found = result if name == system.metric else calibrate_threshold(other.distances, other.labels, target_fmr)
+            where = save_calibration(
+                system.model,
+                name,
+                found,
+                dataset=str(source),
+                curve=curve,
+                calibrated_on=str(source),
+                detector=system.detector,
+                tta=system.tta,
+            )
+            saved.append(f"{name} {found.threshold:.4f}")
         rows.append(("saved to", str(where)))
-        click.echo(f"saved: {system.model}/{system.metric} threshold {result.threshold:.4f} -> {where}")
-
+        click.echo(
+            f"saved: {system.model} thresholds at FMR {target_fmr:g} ({', '.join(saved)}) and their curves -> {where}\n"
+            f"verify and the gallery now decide with them; delete {where} to go back to facegate's calibration"
+        )
+    if out is None:
+        return
     report = Report(f"Calibration on {source.name}", command=command_line(ctx))
     report.add("calibration", rows)
     roc = roc_curve(scores.distances, scores.labels)

@@ -26,6 +26,12 @@ class FacegateClickError(click.ClickException):
         self.exit_code = exc.exit_code
 
 
+class BadInputError(click.ClickException):
+    """A file or value the user gave that cannot be used: a usage error (2), never a "no" (1)."""
+
+    exit_code = 2
+
+
 def friendly_errors(func: F) -> F:
     """Turn facegate and file errors into one-line messages instead of tracebacks."""
 
@@ -36,7 +42,7 @@ def friendly_errors(func: F) -> F:
         except FacegateError as exc:
             raise FacegateClickError(exc) from exc
         except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise BadInputError(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -78,15 +84,20 @@ def system_options(multiple_models: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-def run_options(func: F) -> F:
-    """--out, --cache, --no-cache, --workers, --progress, --seed."""
+def run_options(func: F | None = None, *, report: Path | None = Path("facegate-report")) -> Any:
+    """--out, --cache, --no-cache, --workers, --progress, --seed.
+
+    ``report`` is where --out points by default; None writes no report unless asked.
+    """
+    if func is None:
+        return functools.partial(run_options, report=report)
     options = [
         click.option(
             "--out",
             type=click.Path(file_okay=False, path_type=Path),
-            default=Path("facegate-report"),
-            show_default=True,
-            help="folder for report.md, report.json and the plots",
+            default=report,
+            show_default=report is not None,
+            help="folder for report.md, report.json and the plots" + ("" if report else " [default: no report]"),
         ),
         click.option(
             "--cache",

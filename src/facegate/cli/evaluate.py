@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from facegate.cli.eval_options import (
+    BadInputError,
     command_line,
     embed_options,
     friendly_errors,
@@ -227,7 +228,10 @@ def compare_command(reports: tuple[Path, ...], out: Path, title: str) -> None:
     for path in reports:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("kind") != "verification":
-            raise click.ClickException(f"{path} is not a verification report")
+            raise BadInputError(
+                f"{path} holds an {data.get('kind')!r} report; compare takes the report.json of "
+                "'facegate evaluate pairs'"
+            )
         for r in data["results"]:
             s = r["system"]
             name = f"{s['model']}/{s['detector']}/{s['metric']}" + ("+tta" if s.get("tta") else "")
