@@ -301,3 +301,16 @@ def test_enrolling_from_a_group_photo_says_which_face_was_taken(tmp_path):
     with Gallery(tmp_path / "g.sqlite") as gallery:
         single = gallery.enroll("younes", [data_dir("happyhouse", "images") / "younes.jpg"])
     assert single.faces_found == [1] and single.crowded == []
+
+
+def test_mutated_photos_in_every_format_give_a_typed_error_or_a_result():
+    """Hypothesis mutates a real photo (truncations, byte flips, insertions) in each accepted
+    format and feeds it to represent and Gallery.enroll, in a separate process so that an
+    abort in native code fails this test instead of killing the test session."""
+    photo = data_dir("happyhouse", "images") / "younes.jpg"
+    tool = os.path.join(os.path.dirname(__file__), "tools", "fuzz_images.py")
+    out = subprocess.run([sys.executable, tool, str(photo), "60"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    inputs, typed, results = (int(v) for v in out.stdout.split()[1::2])
+    print(out.stdout.strip())
+    assert inputs == 7 * 60 and typed + results == inputs and typed > 0 and results > 0
