@@ -163,3 +163,17 @@ def test_orl_finetuning_improves_held_out_verification():
     assert result.after.loss < result.before.loss
     assert result.after.accuracy > result.before.accuracy + 0.02
     assert result.after.auc > result.before.auc
+
+
+@pytest.mark.data
+def test_cli_refuses_incomplete_weights_unless_allowed(tmp_path):
+    from click.testing import CliRunner
+
+    from facegate.cli.train_faces import faces_command
+
+    weights = data_dir("happyhouse", "weights")
+    refused = CliRunner().invoke(faces_command, [str(data_dir("orl")), "--weights", str(weights), "--epochs", "1"])
+    assert refused.exit_code == 6
+    for stem in ("inception_3c_3x3_conv2_w", "inception_5b_3x3_conv2_w"):
+        assert stem in refused.output
+    assert "--allow-missing" in CliRunner().invoke(faces_command, ["--help"]).output

@@ -51,23 +51,25 @@ def mutate(data: bytes, mutation) -> bytes:
 def run(photo: str, examples: int) -> None:
     gallery = facegate.Gallery(":memory:", quality=None)
     for fmt in FORMATS:
-        original = encoded(photo, fmt)
+        fuzz_format(gallery, encoded(photo, fmt), examples)
 
-        @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-        @given(mutations, st.booleans())
-        def one(mutation, enroll):
-            data = mutate(original, mutation)
-            counts["inputs"] += 1
-            try:
-                if enroll:
-                    gallery.enroll(f"p{counts['inputs']}", [data])
-                else:
-                    facegate.represent(data)
-                counts["results"] += 1
-            except FacegateError:
-                counts["typed"] += 1
 
-        one()
+def fuzz_format(gallery: facegate.Gallery, original: bytes, examples: int) -> None:
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(mutations, st.booleans())
+    def one(mutation, enroll):
+        data = mutate(original, mutation)
+        counts["inputs"] += 1
+        try:
+            if enroll:
+                gallery.enroll(f"p{counts['inputs']}", [data])
+            else:
+                facegate.represent(data)
+            counts["results"] += 1
+        except FacegateError:
+            counts["typed"] += 1
+
+    one()
 
 
 if __name__ == "__main__":

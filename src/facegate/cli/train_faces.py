@@ -34,6 +34,12 @@ _STAGES = ("stem", "inception_3a", "inception_3b", "inception_3c", "inception_4a
     help="Starting weights: the exercise's CSV folder, a Keras .h5 or a .pt "
     "(default: $FACEGATE_NN4SMALL2_WEIGHTS; none: train from random).",
 )
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Train even when the starting weights lack some layers (those start random); "
+    "without it an incomplete set is refused with the list of what is missing.",
+)
 @click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option(
     "--out",
@@ -76,6 +82,7 @@ def faces_command(
     directory: Path,
     model: str,
     weights: Path | None,
+    allow_missing: bool,
     epochs: int,
     out: Path | None,
     seed: int,
@@ -112,7 +119,7 @@ def faces_command(
             threads=threads,
         )
         try:
-            result = finetune_faces(directory, start, config, strict=False, log=say)
+            result = finetune_faces(directory, start, config, strict=not allow_missing, log=say)
         except (ValueError, FileNotFoundError) as exc:
             raise click.UsageError(str(exc)) from exc
         summary = result.summary()
