@@ -71,3 +71,41 @@ def test_check_lines_compare_values():
     assert checks == 1 and "_check((x + 1), (2), 'x + 1  # -> 2')" in source
     with pytest.raises(AssertionError, match="got 2"):
         exec(source.replace("(2),", "(3),"), {"_check": _check})
+
+
+def transcript(text: str, first_command: str) -> list[tuple[str, list[str]]]:
+    """The ``$ command`` lines of the text block that starts with ``first_command``, each
+    with the output lines the README shows for it."""
+    block = next(b for b in re.findall(r"```text\n(.*?)```", text, flags=re.S) if b.startswith(first_command))
+    steps: list[tuple[str, list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("$ "):
+            steps.append((line[2:].split("  #")[0].strip(), []))
+        else:
+            steps[-1][1].append(line)
+    return steps
+
+
+def test_the_gallery_transcript_prints_what_the_readme_shows(tmp_path, monkeypatch):
+    import shlex
+
+    from click.testing import CliRunner
+
+    from facegate.cli import main
+
+    happy = data_dir("happyhouse", "images")
+    for name in ("younes", "kian", "benoit", "bertrand"):
+        (tmp_path / f"{name}.jpg").symlink_to(happy / f"{name}.jpg")
+    for name in ("camera_0.jpg", "camera_2.jpg"):
+        (tmp_path / name).symlink_to(happy / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FACEGATE_GALLERY", str(tmp_path / "office.sqlite"))
+    monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "none.json"))
+    runner = CliRunner()
+    for name in ("younes", "kian", "benoit", "bertrand"):
+        assert runner.invoke(main, ["enroll", name, f"{name}.jpg"]).exit_code == 0
+    steps = transcript((REPO / "README.md").read_text(encoding="utf-8"), "$ facegate people")
+    assert [command.split()[1] for command, _ in steps] == ["people", "verify", "verify", "verify"]
+    for command, shown in steps:
+        result = runner.invoke(main, shlex.split(command)[1:])
+        assert result.output.splitlines() == shown, command
