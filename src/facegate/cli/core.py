@@ -30,22 +30,20 @@ def default_gallery() -> Path:
     return base / "facegate" / "gallery.sqlite"
 
 
-def fmr_option(f):
-    return click.option(
-        "--fmr",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        default=None,
-        help=f"False-match rate a 1:1 decision allows [default: {DEFAULT_FMR:g}, or your calibration's].",
-    )(f)
-
-
-def fpir_option(f):
-    return click.option(
-        "--fpir",
-        type=click.FloatRange(0, 1, min_open=True, max_open=True),
-        default=None,
-        help=f"Share of strangers identification may name as someone [default: {DEFAULT_FPIR:g}].",
-    )(f)
+#: a rate strictly between 0 and 1
+RATE = click.FloatRange(0, 1, min_open=True, max_open=True)
+fmr_option = click.option(
+    "--fmr",
+    type=RATE,
+    default=None,
+    help=f"False-match rate a 1:1 decision allows [default: {DEFAULT_FMR:g}, or your `facegate calibrate`'s].",
+)
+fpir_option = click.option(
+    "--fpir",
+    type=RATE,
+    default=None,
+    help=f"Share of strangers identification may name as someone [default: {DEFAULT_FPIR:g}].",
+)
 
 
 def store_options(f):
