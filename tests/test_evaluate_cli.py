@@ -260,6 +260,10 @@ def test_calibrate_saves_every_metric_and_writes_no_report_unless_asked(colour_s
         entry = threshold_entry("mean-colour", metric)
         assert entry["target_fmr"] == 0.01 and entry["scores"]["distance"]["curve"]["n_impostor"] > 0
         assert find_threshold("mean-colour", metric) == pytest.approx(entry["threshold"])
+        # measured on the folder's own people: photos of one colour are one template's worth
+        effect = entry["scores"]["distance"]["template_effect"]
+        assert set(effect) == {"1", "2", "3", "4", "5"} and effect["3"] < 3
+        assert entry["scores"]["distance"]["gallery_effect"] == {"1": 1.0}  # 6 people: too few to measure
 
 
 def test_compare_refuses_an_identification_report_as_a_usage_error(colour_set, tmp_path):

@@ -12,13 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 
 from facegate.cli.eval_options import command_line, embed_options, friendly_errors, run_options, system_options
 from facegate.datasets.folders import load_folder
 from facegate.datasets.lfw import pair_images
 from facegate.datasets.pairs import load_pairs, make_pairs
+from facegate.decisions import DEFAULT_FMR, DEFAULT_FUSION
 from facegate.distances import METRICS
 from facegate.evaluate.calibration import calibrate_threshold, pair_curve, save_calibration
+from facegate.evaluate.curves import GALLERY_SIZES, Scorer, gallery_effect, template_effect
 from facegate.evaluate.metrics import roc_curve
 from facegate.evaluate.plots import plot_roc
 from facegate.evaluate.report import Report, format_table
@@ -78,7 +81,8 @@ def calibrate(
         root, kind = images, "pair file"
     system = System.make(model, detector, metric, tta, upsample)
     options = embed_options(cache_dir, no_cache, workers, progress)
-    embedded = embed([str(Path(root) / p) for p in pair_images(pairs)], system, options)
+    files = faces.files() if source.is_dir() else [str(Path(root) / p) for p in pair_images(pairs)]
+    embedded = embed(files, system, options)  # a folder set's every photo, for its template effects
     scores = score_pairs(pairs, root, embedded, system.metric)
     result = calibrate_threshold(scores.distances, scores.labels, target_fmr)
 
@@ -87,6 +91,7 @@ def calibrate(
     click.echo(format_table(rows, "calibration"))
     if save:
         saved = []
+        labelled = _labelled(faces, embedded) if source.is_dir() else None
         for name in METRICS.names():  # every metric, so no metric keeps a threshold of other data
             other = scores if name == system.metric else score_pairs(pairs, root, embedded, name)
             curve = pair_curve(other.distances, other.labels, calibrated_on=str(source), detector=system.detector)
@@ -97,6 +102,7 @@ def calibrate(
                 found,
                 dataset=str(source),
                 curve=curve,
+                effects=None if labelled is None else measure_effects(*labelled, name, curve),
                 calibrated_on=str(source),
                 detector=system.detector,
                 tta=system.tta,
@@ -116,3 +122,24 @@ def calibrate(
     report.data = {"kind": "calibration", "system": system.to_dict(), "calibration": result.to_dict()}
     md, _ = report.write(out)
     click.echo(f"report: {md}")
+
+
+def _labelled(faces, embedded) -> tuple[np.ndarray, np.ndarray]:
+    """The embedded photos of a folder set and their people, failures left out."""
+    where = embedded.index()
+    rows = [(where[str(Path(faces.root) / p)], label) for p, label in zip(faces.paths, faces.labels, strict=True)]
+    rows = [(i, label) for i, label in rows if embedded.ok[i]]
+    return embedded.vectors[[i for i, _ in rows]], np.array([label for _, label in rows])
+
+
+def measure_effects(vectors: np.ndarray, labels: np.ndarray, metric: str, curve) -> dict[str, dict[str, float]]:
+    """The template and gallery effects of the operator's own people (see evaluate.curves)."""
+    scorer = Scorer(metric)
+    t = curve.threshold_for(max(DEFAULT_FMR, curve.min_fmr * 10))
+    people = len(np.unique(labels))
+    return {
+        "template_effect": template_effect(vectors, labels, scorer, DEFAULT_FUSION, t, curve.fmr_at(t)),
+        "gallery_effect": gallery_effect(
+            vectors, labels, scorer, curve, sizes=[n for n in GALLERY_SIZES if n < people - 10]
+        ),
+    }

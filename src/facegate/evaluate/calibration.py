@@ -90,15 +90,18 @@ def save_calibration(
     calibration: Calibration,
     dataset: str,
     curve: FmrCurve | None = None,
+    effects: dict[str, dict[str, float]] | None = None,
     **details: Any,
 ) -> Path:
     """Write the threshold where ``verify`` and ``Gallery`` read it, with how it was found.
 
     With the ``curve`` of the same pairs, other targets (``--fmr``) and identification
-    thresholds for any gallery size are read from the operator's data too.
+    thresholds for any gallery size are read from the operator's data too; ``effects``
+    (``template_effect``, ``gallery_effect``, measured on labelled photos) make those
+    thresholds as tight as the data shows, instead of counting every template fully.
     """
     if curve is not None:
-        details["scores"] = {"distance": {"curve": curve.to_dict()}}
+        details["scores"] = {"distance": {"curve": curve.to_dict(), **(effects or {})}}
         details["default_score"] = "distance"
     return save_threshold(
         model,
