@@ -109,3 +109,25 @@ def test_the_gallery_transcript_prints_what_the_readme_shows(tmp_path, monkeypat
     for command, shown in steps:
         result = runner.invoke(main, shlex.split(command)[1:])
         assert result.output.splitlines() == shown, command
+
+
+@pytest.mark.slow
+def test_your_own_office_runs_as_written(tmp_path):
+    """The README's "Your own office" block, run by bash from a folder laid out like a clone."""
+    import os
+    import subprocess
+
+    shared = data_dir()
+    work = tmp_path / "clone"
+    work.mkdir()
+    (tmp_path / "shared").symlink_to(shared.parent)
+    (work / ".venv").symlink_to(REPO / ".venv")
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if "source .venv/bin/activate" in b)
+    env = {**os.environ, "FACEGATE_THRESHOLDS": str(tmp_path / "none.json")}
+    out = subprocess.run(["bash", "-e", "-c", block], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "open the door" in out.stdout and "It's obama, the distance is 0.08" in out.stdout
+    assert (work / "who.csv").read_text().startswith("photo,face,identity,distance,threshold,error")
+    assert sorted(p.name for p in (work / "crops").iterdir()) == ["two_people_face0.png", "two_people_face1.png"]
+    assert (work / "embeddings.jsonl").read_text().count("\n") == 9

@@ -139,7 +139,8 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector):
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
     with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
         report = gallery.enroll_many(folders, add=add, progress=not as_json)
-        lines = [f"Enrolled {_plural(len(report.enrolled), 'person')}, skipped {len(report.skipped)}."]
+        enrolled = len(report.enrolled)
+        lines = [f"Enrolled {enrolled} {'person' if enrolled == 1 else 'people'}, skipped {len(report.skipped)}."]
         lines += [f"  {name}: {why}" for name, why in report.failed.items()]
         lines += [f"  {name}: already enrolled (use --add)" for name in report.skipped]
         emit(as_json, report.to_dict(), "\n".join(lines))
