@@ -131,3 +131,25 @@ def test_your_own_office_runs_as_written(tmp_path):
     assert (work / "who.csv").read_text().startswith("photo,face,identity,distance,threshold,error")
     assert sorted(p.name for p in (work / "crops").iterdir()) == ["two_people_face0.png", "two_people_face1.png"]
     assert (work / "embeddings.jsonl").read_text().count("\n") == 9
+
+
+def test_the_omniglot_extraction_gives_the_transcripts_files(tmp_path):
+    import subprocess
+
+    from PIL import Image
+
+    data_dir("omniglot")
+    (tmp_path / "clone").mkdir()
+    (tmp_path / "shared").symlink_to(data_dir().parent)
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", text, flags=re.S) if "images_evaluation.zip" in b)
+    out = subprocess.run(
+        ["bash", "-e", "-c", block], cwd=tmp_path / "clone", capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    names = sorted(p.name for p in (tmp_path / "clone").iterdir())
+    assert len(names) == 12 and "atlantean01_drawer1.png" in names and "kannada12_drawer1.png" in names
+    # every file the transcript names exists, and is one 105x105 drawing
+    transcript = next(b for b in re.findall(r"```text\n(.*?)```", text, flags=re.S) if "atlantean01" in b)
+    for name in set(re.findall(r"\b\w+_drawer\d\.png", transcript)):
+        assert Image.open(tmp_path / "clone" / name).size == (105, 105), name
