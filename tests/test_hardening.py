@@ -192,6 +192,22 @@ def test_a_full_disk_is_a_gallery_error_and_changes_nothing(tmp_path):
         assert [p.name for p in gallery.people()] == ["green", "red"]
 
 
+def test_a_read_only_gallery_is_a_gallery_error_and_stays_readable(tmp_path):
+    """Writing to a gallery the process may not write says so; reading it still works.
+    As root, permissions do not stop writes, so the file is made immutable instead."""
+    path = tmp_path / "g.sqlite"
+    make_gallery(path)
+    protect = ["chattr", "+i", str(path)] if os.geteuid() == 0 else ["chmod", "444", str(path)]
+    subprocess.run(protect, check=True)
+    try:
+        with Gallery(path, detector_backend="flat", threshold=0.1) as gallery:
+            with pytest.raises(GalleryError, match="read-only: copy it somewhere writable"):
+                gallery.enroll("blue", [solid((20, 20, 200))])
+            assert [p.name for p in gallery.people()] == ["green", "red"]
+    finally:
+        subprocess.run(["chattr", "-i", str(path)] if os.geteuid() == 0 else ["chmod", "644", str(path)], check=True)
+
+
 # -- concurrency -------------------------------------------------------------------------------
 def _open_and_enroll(path: str, person: int) -> str:
     sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
