@@ -14,10 +14,10 @@ from facegate.cli import main
 from facegate.decisions import (
     CalibrationError,
     FmrCurve,
+    effective_comparisons,
     identification_point,
     mean_embedding,
     scoring_for,
-    template_effect,
     verification_point,
 )
 from facegate.decisions.normalisation import AsNorm, distance_threshold, normalise
@@ -82,14 +82,14 @@ def test_curve_round_trips_through_json():
 
 
 # -- effects and operating points --------------------------------------------------------
-def test_template_effect_interpolates_and_extends():
+def test_effective_comparisons_interpolate_and_extend():
     effect = {"1": 1.0, "2": 1.5, "3": 2.0}
-    assert template_effect(effect, 1) == 1.0
-    assert template_effect(effect, 2) == 1.5
-    assert template_effect(effect, 5) == 3.0  # +0.5 per photo past the last measurement
-    assert template_effect(None, 4) == 4.0  # unmeasured: every photo counts fully
-    assert template_effect({"1": 1, "10": 5, "100": 25}, 1000, log_scale=True) == pytest.approx(125)
-    assert template_effect(effect, 0) == 0.0
+    assert effective_comparisons(effect, 1) == 1.0
+    assert effective_comparisons(effect, 2) == 1.5
+    assert effective_comparisons(effect, 5) == 3.0  # +0.5 per photo past the last measurement
+    assert effective_comparisons(None, 4) == 4.0  # unmeasured: every photo counts fully
+    assert effective_comparisons({"1": 1, "10": 5, "100": 25}, 1000, log_scale=True) == pytest.approx(125)
+    assert effective_comparisons(effect, 0) == 0.0
 
 
 def test_measured_effects_on_independent_synthetic_people():

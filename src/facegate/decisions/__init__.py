@@ -9,9 +9,9 @@ from facegate.decisions.curves import CalibrationError, FmrCurve
 from facegate.decisions.fusion import DEFAULT_FUSION, FUSIONS, mean_embedding
 from facegate.decisions.operating_point import (
     OperatingPoint,
+    effective_comparisons,
     find_threshold,
     identification_point,
-    template_effect,
     verification_point,
 )
 from facegate.decisions.scoring import Scoring, scoring_for
@@ -26,10 +26,10 @@ __all__ = [
     "FmrCurve",
     "OperatingPoint",
     "Scoring",
+    "effective_comparisons",
     "find_threshold",
     "identification_point",
     "mean_embedding",
     "scoring_for",
-    "template_effect",
     "verification_point",
 ]

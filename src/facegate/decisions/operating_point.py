@@ -75,7 +75,7 @@ class OperatingPoint:
         }
 
 
-def template_effect(effect: Mapping[str, float] | None, count: float, log_scale: bool = False) -> float:
+def effective_comparisons(effect: Mapping[str, float] | None, count: float, log_scale: bool = False) -> float:
     """The effective number of independent comparisons that ``count`` comparisons are worth.
 
     ``effect`` maps measured counts to effective counts (photos of one person, or
@@ -112,12 +112,13 @@ def _resolve(kind: Kind, scoring: Scoring, threshold: float | None, target: floa
         if scoring.fixed_threshold is None:
             raise ThresholdUnavailableError(scoring.unavailable)
         return OperatingPoint(kind, float(scoring.fixed_threshold), None, comparisons, scoring.source)
-    if kind == "verification" and target is None and scoring.fixed_threshold is not None:
-        # the operator calibrated this exact threshold for their own target FMR
+    operators = kind == "verification" and scoring.default_fmr is not None  # `facegate calibrate --target-fmr`
+    if operators and target is None and scoring.fixed_threshold is not None and comparisons == 1.0:
+        # the operator calibrated this exact threshold, for one template, at their own target FMR
         goal = scoring.default_fmr
         source = f"FMR {goal:g} calibrated on {scoring.source}"
         return OperatingPoint(kind, float(scoring.fixed_threshold), goal, comparisons, source, True, curve)
-    default = DEFAULT_FMR if kind == "verification" else DEFAULT_FPIR
+    default = (scoring.default_fmr if operators else DEFAULT_FMR) if kind == "verification" else DEFAULT_FPIR
     goal = default if target is None else float(target)
     if not 0.0 < goal < 1.0:
         raise CalibrationError(f"a target rate must be between 0 and 1, got {goal:g}")
@@ -139,7 +140,7 @@ def verification_point(
     A raw ``threshold`` is a plain distance threshold (no normalisation, no target);
     the FMR estimated at a distance is then still reported when a curve exists.
     """
-    comparisons = max(template_effect(scoring.template_effect, templates), 1.0)
+    comparisons = max(effective_comparisons(scoring.template_effect, templates), 1.0)
     return _resolve("verification", scoring, threshold, fmr, comparisons)
 
 
@@ -152,8 +153,8 @@ def identification_point(
     template effects, mapped through the measured ``gallery_effect`` (strangers that
     resemble many people make comparisons with a large gallery overlap).
     """
-    templates = sum(template_effect(scoring.template_effect, int(m)) for m in template_counts)
-    comparisons = max(template_effect(scoring.gallery_effect, templates, log_scale=True), 1.0)
+    templates = sum(effective_comparisons(scoring.template_effect, int(m)) for m in template_counts)
+    comparisons = max(effective_comparisons(scoring.gallery_effect, templates, log_scale=True), 1.0)
     return _resolve("identification", scoring, threshold, fpir, comparisons)
 
 

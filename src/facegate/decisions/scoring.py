@@ -97,7 +97,7 @@ def scoring_for(model: str, metric: str, normalise: bool | None = None, threshol
         model,
         metric,
         kind,
-        _curve(model, metric, kind, entry),
+        _parse_curve(json.dumps(chosen["curve"], sort_keys=True)),
         chosen.get("template_effect"),
         chosen.get("gallery_effect"),
         norm,
@@ -107,10 +107,7 @@ def scoring_for(model: str, metric: str, normalise: bool | None = None, threshol
     )
 
 
-def _curve(model: str, metric: str, kind: str, entry: dict[str, Any]) -> FmrCurve:
-    return _parse_curve(json.dumps(entry["scores"][kind]["curve"], sort_keys=True))
-
-
 @cache
 def _parse_curve(text: str) -> FmrCurve:
+    """A curve from its JSON text, parsed once per distinct curve."""
     return FmrCurve.from_dict(json.loads(text))

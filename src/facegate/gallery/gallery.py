@@ -313,10 +313,8 @@ class Gallery:
         probe = scoring.stats(embedding)
         people = self._person_stats if scoring is self.scoring else None
         scores = scoring.score(self._index.person_distances(embedding), probe, people)
-        names = [self._names[int(p)] for p in self._index.people]
-        by_name = dict(zip(names, scores, strict=True))
         top = self._index.nearest(embedding, top_k, scores)
-        return [Candidate(n, round(d, 6), round(float(by_name[n]), 6)) for n, d in top], scores, probe
+        return [Candidate(n, round(d, 6), round(score, 6)) for n, d, score in top], scores, probe
 
     def _distance_limit(self, point: OperatingPoint, scoring: Scoring, probe: CohortStats | None, name: str) -> float:
         """The distance threshold that ``point`` means for this probe and person."""

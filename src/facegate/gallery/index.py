@@ -64,12 +64,12 @@ class TemplateIndex:
         to_mean = self._mean_distances(query) if self._mean_distances is not None else None
         return fuse(self.fusion, closest, to_mean)
 
-    def nearest(self, query: np.ndarray, k: int, scores: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """The ``k`` nearest people as (name, exact fused distance), nearest first.
+    def nearest(self, query: np.ndarray, k: int, scores: np.ndarray | None = None) -> list[tuple[str, float, float]]:
+        """The ``k`` nearest people as (name, exact fused distance, ranking value), nearest first.
 
         People are ranked by ``scores`` (one per person, in :attr:`people` order:
-        normalised scores, say) when given, else by their fused distance. The
-        reported distances are recomputed exactly (float64).
+        normalised scores, say) when given, else by their fused distance (float32).
+        The reported distances are recomputed exactly (float64).
         """
         if self._distances is None or k <= 0:
             return []
@@ -77,7 +77,10 @@ class TemplateIndex:
         k = min(k, len(ranking))
         top = np.argpartition(ranking, k - 1)[:k]
         top = top[np.argsort(ranking[top], kind="stable")]
-        return [(self.names[int(self._people[i])], self.exact_distance(query, int(self._people[i]))) for i in top]
+        return [
+            (self.names[int(self._people[i])], self.exact_distance(query, int(self._people[i])), float(ranking[i]))
+            for i in top
+        ]
 
     def exact_distance(self, query: np.ndarray, person: int) -> float:
         """Fused distance (float64) from ``query`` to the templates of ``person``."""
