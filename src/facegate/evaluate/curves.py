@@ -113,8 +113,7 @@ def template_effect(
             break
         rows = np.concatenate(people)
         starts = np.arange(0, len(rows), m)
-        sp = None if stats is None else stats
-        s = person_scores(vectors, vectors[rows], starts, scorer, fusion, sp)
+        s = person_scores(vectors, vectors[rows], starts, scorer, fusion, stats)
         owner = labels[rows[starts]]
         stranger = labels[:, None] != owner[None, :]
         rate = float(np.mean(s[stranger] <= threshold))
