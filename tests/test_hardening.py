@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -135,13 +136,15 @@ def make_gallery(path) -> None:
         gallery.enroll("green", [solid((20, 200, 20))])
 
 
-def test_a_truncated_gallery_is_a_gallery_error(tmp_path):
+@pytest.mark.parametrize("keep", [lambda n: n - 1, lambda n: n // 2], ids=["one byte short", "half"])
+def test_a_truncated_gallery_is_a_gallery_error(tmp_path, keep):
     path = tmp_path / "g.sqlite"
     make_gallery(path)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
+    path.write_bytes(data[: keep(len(data))])
     with pytest.raises(GalleryError, match="damaged"):
         Gallery(path, threshold=0.1)
+    assert len(path.read_bytes()) == keep(len(data))  # opening it changed nothing
 
 
 def test_a_damaged_template_is_a_gallery_error(tmp_path):
@@ -330,3 +333,21 @@ def test_mutated_photos_in_every_format_give_a_typed_error_or_a_result():
     inputs, typed, results = (int(v) for v in out.stdout.split()[1::2])
     print(out.stdout.strip())
     assert inputs == 7 * 60 and typed + results == inputs and typed > 0 and results > 0
+
+
+def test_one_bad_file_never_stops_a_batch(tmp_path):
+    """A file named .jpg that holds another format (DDS) fails its person only."""
+    from click.testing import CliRunner
+
+    from facegate.cli import main
+
+    for person, colour in (("red", (200, 20, 20)), ("green", (20, 200, 20))):
+        (tmp_path / "staff" / person).mkdir(parents=True)
+        Image.fromarray(solid(colour)).save(tmp_path / "staff" / person / "1.png")
+    (tmp_path / "staff" / "green" / "evil.jpg").write_bytes(b"DDS |" + bytes(188))
+    args = ["enroll-dir", str(tmp_path / "staff"), "--gallery", str(tmp_path / "g.sqlite"), "--json"]
+    run = CliRunner().invoke(main, [*args, "--model", "mean-colour", "--detector", "flat"])
+    assert run.exit_code == 1
+    report = json.loads(run.stdout)
+    assert report["enrolled"] == {"red": 1} and "InvalidImageError" not in report["failed"]["green"]
+    assert "not an image in a supported format" in report["failed"]["green"]
