@@ -117,8 +117,7 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
     """Detect and align every image of a chunk, then embed all their chips in one call."""
     model = get_model(job.model_name)
     found: list[list[FacialArea] | FacegateError] = []
-    counts: list[int] = []
-    chips: list[np.ndarray] = []
+    pending: list[tuple[FacialArea, np.ndarray, int]] = []  # each face to embed: box, chip, faces in its image
     for img, label in chunk:
         try:
             image = load_image(img)
@@ -128,23 +127,14 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
             found.append(exc)
             continue
         found.append(faces)
-        counts.extend([len(detected)] * len(faces))
-        chips.extend(model.chip(image, f) for f in faces)
-    judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector
-    qualities = iter([measure(f.landmarks, c) if judged else None for f, c in zip(_faces(found), chips, strict=True)])
-    vectors, found_counts = iter(embed_chips(model, chips, tta=job.tta)), iter(counts)
-    return [
-        item
-        if isinstance(item, FacegateError)
-        else [
-            Face(next(vectors), f, model.name, job.detector_backend, next(qualities), next(found_counts)) for f in item
-        ]
-        for item in found
-    ]
-
-
-def _faces(found: list[list[FacialArea] | FacegateError]) -> list[FacialArea]:
-    return [f for item in found if not isinstance(item, FacegateError) for f in item]
+        pending.extend((f, model.chip(image, f), len(detected)) for f in faces)
+    judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector: quality applies
+    vectors = embed_chips(model, [chip for _, chip, _ in pending], tta=job.tta)
+    made = iter(
+        Face(vector, f, model.name, job.detector_backend, measure(f.landmarks, chip) if judged else None, n)
+        for vector, (f, chip, n) in zip(vectors, pending, strict=True)
+    )
+    return [item if isinstance(item, FacegateError) else [next(made) for _ in item] for item in found]
 
 
 def represent_many(
