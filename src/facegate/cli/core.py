@@ -17,7 +17,8 @@ from facegate.distances import METRICS
 from facegate.errors import GalleryError
 from facegate.gallery import Gallery
 from facegate.images import IMAGE_SUFFIXES
-from facegate.models import MODELS
+from facegate.models import MODELS, get_model
+from facegate.pipeline import DEFAULT_MODEL
 from facegate.verification import verify
 
 
@@ -351,11 +352,20 @@ def models_cmd(as_json):
                         "fixed_threshold": fixed,
                     }
                 )
-    payload = {"models": MODELS.names(), "detectors": DETECTORS.names(), "metrics": METRICS.names(), "scoring": rows}
+    engine = get_model(DEFAULT_MODEL).engine.describe()
+    payload = {
+        "models": MODELS.names(),
+        "detectors": DETECTORS.names(),
+        "metrics": METRICS.names(),
+        "engine": engine,
+        "scoring": rows,
+    }
+    how = f", converted from dlib's file in {engine['conversion_seconds']} s" if "conversion_seconds" in engine else ""
     lines = [
         f"models:    {', '.join(MODELS.names())}",
         f"detectors: {', '.join(DETECTORS.names())}",
         f"metrics:   {', '.join(METRICS.names())}",
+        f"engine:    {engine['engine']} runs {DEFAULT_MODEL}{how} ($FACEGATE_ENGINE: onnx or dlib)",
         "",
         f"operating points (1:1; default FMR {DEFAULT_FMR:g}; accept when the score <= its threshold):",
     ]

@@ -7,8 +7,8 @@ import numpy as np
 from facegate.alignment import dlib_chip
 from facegate.detection.base import FacialArea
 from facegate.models.base import EmbeddingModel
+from facegate.models.engines import get_engine
 from facegate.models.registry import MODELS
-from facegate.resources import face_recognition_resnet
 
 
 @MODELS.register("dlib-resnet")
@@ -26,14 +26,17 @@ class DlibResNet(EmbeddingModel):
     default_metric = "euclidean"
     chip_size = 150
 
+    def __init__(self, engine: str | None = None) -> None:
+        #: what runs the network: ONNX Runtime by default, or dlib (``$FACEGATE_ENGINE``)
+        self.engine = get_engine(engine)
+
     def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:
         return dlib_chip(image, face, size=self.chip_size, padding=0.25)
 
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = [np.ascontiguousarray(c, dtype=np.uint8) for c in chips]
-        vectors = np.asarray(face_recognition_resnet().compute_face_descriptor(batch), dtype=np.float32)
+        vectors = self.engine.descriptors(chips)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
