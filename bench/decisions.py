@@ -384,7 +384,7 @@ def main() -> None:
             f"{cpu_microseconds(lambda: normed.score(distances, normed.stats(probe), people_stats)):.0f} µs",
         ],
         ["quality measures of one face", f"{cpu_microseconds(lambda: measure(face.landmarks, chip)):.0f} µs"],
-        ["probe fusion, 3 frames", "3x the pipeline per probe (about 0.3 s of CPU per frame)"],
+        ["probe fusion, 3 frames", "3x the pipeline per probe (about 25 ms of CPU per frame, bench/speed.py)"],
     ]
     table("CPU per decision of each lever", ["lever", "CPU"], rows)
 
