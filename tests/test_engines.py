@@ -89,3 +89,15 @@ def test_onnx_descriptors_equal_dlibs():
     a, b = onnx.astype(np.float64), dlib.astype(np.float64)
     cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cosine.min() > 1 - 1e-10
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    path, _ = converted_model()
+    assert path.parent.name == "facegate-onnx" and path.is_file()
+    from facegate.errors import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="cannot write the converted model"):
+        converted_model(blocked / "sub")

@@ -121,14 +121,25 @@ def converted_model(directory: str | Path | None = None) -> tuple[Path, dict[str
     graph = build_model(load_network(source)).SerializeToString()
     seconds = round(time.perf_counter() - start, 2)
     info = {"source": str(source), "source_sha256": digest, "conversion_seconds": seconds}
+    try:
+        _write(folder, target, graph, notes, info)
+    except OSError as exc:  # an unwritable cache: keep the conversion in the temporary folder instead
+        if directory is not None:
+            raise ModelUnavailableError(f"cannot write the converted model to {folder}: {exc}") from exc
+        folder = Path(tempfile.gettempdir()) / "facegate-onnx"
+        target, notes = folder / target.name, folder / notes.name
+        _write(folder, target, graph, notes, info)
+    log.info("converted %s to ONNX in %.2f s: %s", source.name, seconds, target)
+    return target, info
+
+
+def _write(folder: Path, target: Path, graph: bytes, notes: Path, info: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for path, data in ((target, graph), (notes, json.dumps(info, indent=2).encode())):
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")  # atomic: workers may convert at once
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    log.info("converted %s to ONNX in %.2f s: %s", source.name, seconds, target)
-    return target, info
 
 
 def get_engine(name: str | None = None) -> Engine:
