@@ -252,11 +252,17 @@ def test_a_crash_in_a_subprocess_is_caught(tmp_path):
     assert out.stdout.strip() == "typed: InvalidImageError"
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as fh:
-            out |= {int(c) for c in fh.read().split()}
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (workers are the fork server's children)."""
+    out: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out |= {int(c) for c in fh.read().split()}
+    except FileNotFoundError:
+        return out
+    for child in list(out):
+        out |= _descendants(child)
     return out
 
 
@@ -292,11 +298,11 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen([sys.executable, "-c", script, repo], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "start"
-    deadline = time.time() + 30
-    while len(_children(proc.pid)) < 2 and time.time() < deadline:
+    deadline = time.time() + 60
+    while len(_descendants(proc.pid)) < 4 and time.time() < deadline:  # fork server, tracker, 2 workers
         time.sleep(0.1)
-    workers = _children(proc.pid)
-    assert len(workers) >= 2
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 4
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     deadline = time.time() + 10

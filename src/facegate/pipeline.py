@@ -8,6 +8,7 @@ keep the box and landmarks the embedding came from.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import sys
@@ -19,10 +20,10 @@ from typing import Any, Literal
 import numpy as np
 
 from facegate.decisions.quality import FaceQuality, measure
-from facegate.detection import FacialArea, get_detector
+from facegate.detection import DETECTORS, FacialArea, get_detector
 from facegate.errors import FacegateError, MultipleFacesError, NoFaceError
 from facegate.images import ImageInput, load_image
-from facegate.models import EmbeddingModel, get_model
+from facegate.models import MODELS, EmbeddingModel, get_model
 
 MultiFacePolicy = Literal["largest", "all", "error"]
 
@@ -171,9 +172,10 @@ def represent_many(
                 results.extend(_represent_chunk(job, chunk))
                 bar.update(len(chunk))
             return results
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        context = worker_context()
+        plugins = sorted(MODELS.modules() | DETECTORS.modules())
         with ProcessPoolExecutor(
-            n_workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+            n_workers, mp_context=context, initializer=start_worker, initargs=(os.getpid(), plugins)
         ) as executor:
             for out in executor.map(_represent_chunk, [job] * len(chunks), chunks):
                 results.extend(out)
@@ -181,15 +183,37 @@ def represent_many(
     return results
 
 
+def worker_context():
+    """How worker processes start: from a fork server on Linux, never by forking this
+    process, whose native thread pools (ONNX Runtime, dlib's CNN) a forked child would
+    inherit mid-state and could deadlock on; spawned elsewhere."""
+    if sys.platform == "linux":
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["facegate.pipeline"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def start_worker(parent: int, plugins: Sequence[str]) -> None:
+    """In a worker process: see the same registries as the parent (import the modules
+    that registered models, detectors and metrics), and end when the parent ends."""
+    for module in plugins:
+        importlib.import_module(module)
+    die_with_parent(parent)
+
+
 def die_with_parent(parent: int) -> None:
-    """In a worker process: end when the parent ends, even by SIGKILL (Linux), so no
-    worker outlives an interrupted run."""
+    """End this process when its parent ends, even by SIGKILL (Linux), so no worker
+    outlives an interrupted run (the fork server ends with the process that started
+    it, and its workers with it)."""
     if sys.platform == "linux":
         import ctypes
         import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:  # the process that asked for this worker is already gone
         os._exit(1)
 
 

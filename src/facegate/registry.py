@@ -52,3 +52,7 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def modules(self) -> set[str]:
+        """The modules that registered entries (a worker process imports them to see the same registry)."""
+        return {getattr(f, "__module__", "") for f in self._factories.values()} - {"", "__main__"}
