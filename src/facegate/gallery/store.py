@@ -132,11 +132,13 @@ class GalleryStore:
                 self._init_meta(model, dim)
 
     def _check_integrity(self) -> None:
-        size, wal = Path(self.path).stat().st_size, Path(self.path + "-wal")
-        if not wal.exists() or wal.stat().st_size == 0:  # every page is in the main file: it must hold them all
-            page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
-            pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
-            if size % page or size < page * pages:
+        size = Path(self.path).stat().st_size
+        page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        # a partial page is always damage; a missing page only when no other connection is
+        # writing (no -wal or -shm file: every page must then be in the main file)
+        alone = not any(Path(self.path + suffix).exists() for suffix in ("-wal", "-shm"))
+        if size % page or (alone and size < page * pages):
                 raise GalleryError(
                     f"the gallery {self.path} is damaged ({size:,} bytes where {pages} pages of {page:,} should be); "
                     "restore it from a backup"
