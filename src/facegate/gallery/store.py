@@ -139,10 +139,10 @@ class GalleryStore:
         # writing (no -wal or -shm file: every page must then be in the main file)
         alone = not any(Path(self.path + suffix).exists() for suffix in ("-wal", "-shm"))
         if size % page or (alone and size < page * pages):
-                raise GalleryError(
-                    f"the gallery {self.path} is damaged ({size:,} bytes where {pages} pages of {page:,} should be); "
-                    "restore it from a backup"
-                )
+            raise GalleryError(
+                f"the gallery {self.path} is damaged ({size:,} bytes where {pages} pages of {page:,} should be); "
+                "restore it from a backup"
+            )
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise GalleryError(

@@ -192,25 +192,30 @@ def _read_input(r: Reader):
     raise DlibFormatError(f"unsupported input layer {ver!r}")
 
 
+#: the learning-rate and weight-decay multipliers every trainable layer writes (unused here)
+MULTIPLIERS = (
+    "learning_rate_multiplier",
+    "weight_decay_multiplier",
+    "bias_learning_rate_multiplier",
+    "bias_weight_decay_multiplier",
+)
+
+
+def _fields(layer: dict, read, *names: str) -> None:
+    """Read ``names`` in order with ``read`` into ``layer``."""
+    for name in names:
+        layer[name] = read()
+
+
 def _read_details(r: Reader):
     start = r.pos
     ver = r.string()
     if ver == "con_4":
         params = r.tensor()
         d = {"type": "con", "version": ver}
-        d["num_filters"] = r.int()
-        d["nr"] = r.int()
-        d["nc"] = r.int()
-        d["stride_y"] = r.int()
-        d["stride_x"] = r.int()
-        d["padding_y"] = r.int()
-        d["padding_x"] = r.int()
-        d["filters_shape"] = r.alias_tensor()
-        d["biases_shape"] = r.alias_tensor()
-        d["learning_rate_multiplier"] = r.double()
-        d["weight_decay_multiplier"] = r.double()
-        d["bias_learning_rate_multiplier"] = r.double()
-        d["bias_weight_decay_multiplier"] = r.double()
+        _fields(d, r.int, "num_filters", "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
+        _fields(d, r.alias_tensor, "filters_shape", "biases_shape")
+        _fields(d, r.double, *MULTIPLIERS)
         p = params.reshape(-1)
         fs = d["filters_shape"]
         nf = int(np.prod(fs))
@@ -239,8 +244,7 @@ def _read_details(r: Reader):
         return {"type": "relu", "version": ver}
     if ver in ("max_pool_2", "avg_pool_2"):
         d = {"type": "max_pool" if ver.startswith("max") else "avg_pool", "version": ver}
-        for f in ("nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x"):
-            d[f] = r.int()
+        _fields(d, r.int, "nr", "nc", "stride_y", "stride_x", "padding_y", "padding_x")
         return d
     if ver == "add_prev_":
         return {"type": "add_prev", "version": ver}
@@ -252,10 +256,7 @@ def _read_details(r: Reader):
         d["weights_shape"] = r.alias_tensor()
         d["biases_shape"] = r.alias_tensor()
         d["bias_mode"] = "FC_HAS_BIAS" if r.int() == 0 else "FC_NO_BIAS"
-        d["learning_rate_multiplier"] = r.double()
-        d["weight_decay_multiplier"] = r.double()
-        d["bias_learning_rate_multiplier"] = r.double()
-        d["bias_weight_decay_multiplier"] = r.double()
+        _fields(d, r.double, *MULTIPLIERS)
         if ver == "fc_3":
             d["use_bias"] = r.bool()
         p = params.reshape(-1)
