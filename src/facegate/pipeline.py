@@ -196,7 +196,7 @@ def worker_context():
 
 def start_worker(parent: int, plugins: Sequence[str]) -> None:
     """In a worker process: see the same registries as the parent (import the modules
-    that registered models, detectors and metrics), and end when the parent ends."""
+    that registered models and detectors), and end when the parent ends."""
     for module in plugins:
         importlib.import_module(module)
     die_with_parent(parent)
