@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/lfw_accuracy.py --cache runs/cache
 	$(BIN)/python bench/decisions.py --cache runs/cache
 	$(BIN)/python bench/speed.py
+	$(BIN)/python -m pip install --quiet --no-deps face_recognition
+	$(BIN)/python bench/vs_face_recognition.py
 	$(BIN)/python bench/evaluate_report.py --out runs/bench --cache runs/cache
 	$(BIN)/python bench/nn4small2_speed.py
 	$(BIN)/python bench/orl_finetune.py
