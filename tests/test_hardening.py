@@ -280,23 +280,26 @@ def test_workers_die_with_a_killed_parent(tmp_path):
     import signal
     import time
 
+    (tmp_path / "sleepy.py").write_text(
+        "import time\n"
+        "from facegate.detection import DETECTORS, Detector\n"
+        "@DETECTORS.register('sleepy')\n"
+        "class Sleepy(Detector):\n"
+        "    name = 'sleepy'\n"
+        "    def detect(self, image, upsample=0):\n"
+        "        time.sleep(0.5)\n"
+        "        return []\n"
+    )
     script = (
         "import sys, numpy as np\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "import tests.conftest\n"
+        "import sleepy  # a slow detector the workers import too\n"
         "from facegate.pipeline import represent_many\n"
-        "import facegate.pipeline as p, time\n"
         "images = [np.full((32, 32, 3), i % 250 + 1, np.uint8) for i in range(400)]\n"
-        "real = p._represent_chunk\n"
-        "def slow(job, chunk):\n"
-        "    time.sleep(0.5)\n"
-        "    return real(job, chunk)\n"
-        "p._represent_chunk = slow\n"
         "print('start', flush=True)\n"
-        "represent_many(images, 'mean-colour', 'flat', workers=2, batch_size=4)\n"
+        "represent_many(images, 'pixels', 'sleepy', workers=2, batch_size=4)\n"
     )
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "-c", script, repo], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "start"
     deadline = time.time() + 60
     while len(_descendants(proc.pid)) < 4 and time.time() < deadline:  # fork server, tracker, 2 workers

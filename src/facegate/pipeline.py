@@ -12,6 +12,8 @@ import importlib
 import multiprocessing
 import os
 import sys
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -203,18 +205,26 @@ def start_worker(parent: int, plugins: Sequence[str]) -> None:
 
 
 def die_with_parent(parent: int) -> None:
-    """End this process when its parent ends, even by SIGKILL (Linux), so no worker
-    outlives an interrupted run (the fork server ends with the process that started
-    it, and its workers with it)."""
+    """End this process soon after ``parent`` ends, even by SIGKILL, so no worker
+    outlives an interrupted run. A fork-server worker is the server's child, not the
+    parent's, and the server outlives its clients' workers, so a daemon thread checks
+    twice a second that ``parent`` is still there; a direct child also asks Linux for
+    SIGKILL when its parent dies."""
     if sys.platform == "linux":
         import ctypes
         import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    try:
-        os.kill(parent, 0)
-    except ProcessLookupError:  # the process that asked for this worker is already gone
-        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:  # the process that asked for this worker is gone
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="facegate-parent-watch", daemon=True).start()
 
 
 def _progress(total: int, enabled: bool):
