@@ -35,6 +35,7 @@ from facegate.decisions.fusion import mean_embedding
 from facegate.decisions.quality import QualityGate, measure
 from facegate.evaluate.cache import embed_files
 from facegate.evaluate.curves import Scorer, person_scores
+from facegate.evaluate.metrics import threshold_at_fmr
 from facegate.images import load_image
 from facegate.models import get_model
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA, detect_faces
@@ -198,11 +199,6 @@ def lda(train: Faces, dims: int = 100, reg: float = 0.3):
     return project
 
 
-def threshold_at(scores: np.ndarray, same: np.ndarray, fmr: float) -> float:
-    impostor = np.sort(scores[~same & np.isfinite(scores)])
-    return float(np.nextafter(impostor[int(np.floor(fmr * len(impostor)))], -np.inf))
-
-
 def quality_of(faces: Faces) -> np.ndarray:
     """(eye distance, yaw, sharpness) of every image's face (NaN where none)."""
     model = get_model(DEFAULT_MODEL)
@@ -360,7 +356,7 @@ def main() -> None:
         s_tr, same_tr = all_pairs(tr, Scorer(METRIC))
         s_te, same_te = all_pairs(te, Scorer(METRIC))
         for fmr in (1e-3,):
-            t = threshold_at(s_tr, same_tr, fmr)
+            t = threshold_at_fmr(s_tr, same_tr, fmr)
             f, fn = rates(s_te, same_te, t)
             rows.append([name, f"{fmr:g}", pct(f), pct(fn)])
     table(
