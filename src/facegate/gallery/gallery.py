@@ -152,7 +152,9 @@ class Gallery:
     def door_point(self, name: str) -> OperatingPoint:
         """The operating point of a door check for ``name`` (their template count matters)."""
         self._sync()
-        person = self._store.person_id(check_name(name))
+        return self._door_point(self._store.person_id(check_name(name)))
+
+    def _door_point(self, person: int) -> OperatingPoint:
         templates = int(self._index.counts[self._index.row_of(person)]) if person in self._index.people else 0
         return verification_point(self.scoring, self.raw_threshold, self.fmr, templates)
 
@@ -316,11 +318,11 @@ class Gallery:
         top = self._index.nearest(embedding, top_k, scores)
         return [Candidate(n, round(d, 6), round(score, 6)) for n, d, score in top], scores, probe
 
-    def _distance_limit(self, point: OperatingPoint, scoring: Scoring, probe: CohortStats | None, name: str) -> float:
-        """The distance threshold that ``point`` means for this probe and person."""
+    def _distance_limit(self, point: OperatingPoint, scoring: Scoring, probe: CohortStats | None, person: int) -> float:
+        """The distance threshold that ``point`` means for this probe and person (an id)."""
         if scoring.norm is None or probe is None or self._person_stats is None:
             return point.threshold
-        row = self._index.row_of(self._store.person_id(name))
+        row = self._index.row_of(person)
         stats = self._person_stats
         person = CohortStats(stats.mean[row : row + 1], stats.std[row : row + 1])
         return scoring.distance_limit(point.threshold, probe, person)
@@ -378,7 +380,11 @@ class Gallery:
             point = identification_point(scoring, self._index.counts, threshold)
         best = candidates[0] if candidates else None
         known = best is not None and best.score <= point.threshold
-        limit = self._distance_limit(point, scoring, probe, best.name) if best is not None else point.threshold
+        limit = (
+            self._distance_limit(point, scoring, probe, self._store.person_id(best.name))
+            if best is not None
+            else point.threshold
+        )
         estimated = point.rate_at(best.score) if best is not None else None
         return IdentifyResult(
             identity=best.name if known else None,
@@ -435,9 +441,9 @@ class Gallery:
         start = time.perf_counter() if start is None else start
         name = check_name(name)
         scoring = self._call_scoring(threshold)
-        point = self.door_point(name) if threshold is None else verification_point(scoring, threshold)
+        candidates, scores, probe = self._rank(embedding, scoring, 1)  # brings the index up to date
         person = self._store.person_id(name)
-        candidates, scores, probe = self._rank(embedding, scoring, 1)
+        point = self._door_point(person) if threshold is None else verification_point(scoring, threshold)
         score = float(scores[self._index.row_of(person)])
         verified = score <= point.threshold
         if verified and require_nearest:
@@ -446,7 +452,7 @@ class Gallery:
         return VerifyResult(
             verified=bool(verified),
             distance=round(self._index.exact_distance(embedding, person), 6),
-            threshold=round(self._distance_limit(point, scoring, probe, name), 6),
+            threshold=round(self._distance_limit(point, scoring, probe, person), 6),
             model=self.model_name,
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
