@@ -99,8 +99,8 @@ def open_gallery(
     )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 @click.command()
@@ -140,8 +140,7 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector):
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
     with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
         report = gallery.enroll_many(folders, add=add, progress=not as_json)
-        enrolled = len(report.enrolled)
-        lines = [f"Enrolled {enrolled} {'person' if enrolled == 1 else 'people'}, skipped {len(report.skipped)}."]
+        lines = [f"Enrolled {_plural(len(report.enrolled), 'person', 'people')}, skipped {len(report.skipped)}."]
         lines += [f"  {name}: {why}" for name, why in report.failed.items()]
         lines += [f"  {name}: already enrolled (use --add)" for name in report.skipped]
         emit(as_json, report.to_dict(), "\n".join(lines))
@@ -203,8 +202,9 @@ def _rate(value: float | None) -> str:
 def describe_state(state) -> str:
     """What the gallery's operating points mean at its size, for people."""
     door, ident = state.door, state.identification
-    who = "1 person" if state.people == 1 else f"{state.people} people"
-    lines = [f"{who}, {_plural(state.templates, 'photo')} ({state.score} scores)."]
+    lines = [
+        f"{_plural(state.people, 'person', 'people')}, {_plural(state.templates, 'photo')} ({state.score} scores)."
+    ]
     if door.get("target_fmr") is not None:
         lines.append(
             "Door check: lets in a stranger claiming to be someone with "
