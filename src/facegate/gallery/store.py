@@ -82,7 +82,7 @@ def _advice(exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "readonly" in text:
         return f"{text} (the file or its folder is read-only: copy it somewhere writable, or fix its permissions)"
-    if "disk is full" in text or "database or disk is full" in text:
+    if "disk is full" in text:
         return f"{text} (free some disk space and try again; nothing was changed)"
     if "malformed" in text or "not a database" in text:
         return f"{text} (the file is damaged or not a gallery: restore it from a backup)"

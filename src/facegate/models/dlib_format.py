@@ -63,13 +63,6 @@ class Reader:
         v = int.from_bytes(bytes(self._take(n)), "little") if n else 0
         return -v if ctrl & 0x80 else v
 
-    def peek_int(self):
-        p = self.pos
-        try:
-            return self.int()
-        finally:
-            self.pos = p
-
     # bool: one ASCII byte '1' or '0'
     def bool(self):
         c = self._take(1)[0]
@@ -325,11 +318,11 @@ def load_network(path_or_bytes, resolve_tags=True):
     layers.append(inp)
     det = _read_details(r)
     st = {"setup_called": r.bool(), "grad_stale": r.bool(), "getters_disabled": r.bool()}
-    xg, co, gf = r.tensor(), r.tensor(), r.tensor()
+    for _ in range(3):  # x_grad, cached_output, grad_final: training state, empty in a saved net
+        r.tensor()
     if v >= 3:
         st["sample_expansion_factor"] = r.int()
     det["state"] = st
-    det["_empty_state_tensors"] = all(t.size == 0 for t in (xg, co, gf))
     layers.append(det)
 
     while stack:
@@ -341,8 +334,8 @@ def load_network(path_or_bytes, resolve_tags=True):
         det = _read_details(r)
         det["_offset"] = off
         det["state"] = {"setup_called": r.bool(), "grad_stale": r.bool(), "getters_disabled": r.bool()}
-        xg, co, pg = r.tensor(), r.tensor(), r.tensor()
-        det["_empty_state_tensors"] = all(t.size == 0 for t in (xg, co, pg))
+        for _ in range(3):  # x_grad, cached_output, params_grad: training state, empty in a saved net
+            r.tensor()
         layers.append(det)
 
     if r.remaining() != 0:
