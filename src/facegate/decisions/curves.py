@@ -124,7 +124,7 @@ class FmrCurve:
 
     # -- storing --------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "provenance": self.provenance,
             "n_impostor": self.n_impostor,
             "n_genuine": self.n_genuine,
@@ -132,7 +132,6 @@ class FmrCurve:
             "fmr": [float(f"{v:.6g}") for v in self.fmr],
             "fnmr": [round(float(v), 6) for v in self.fnmr],
         }
-        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FmrCurve:
