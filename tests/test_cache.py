@@ -78,9 +78,9 @@ def test_one_file_per_configuration(photos, tmp_path):
     embed_files(photos, cache_dir=tmp_path / "c", tta=False, upsample=1, **ARGS)
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert names == [
-        "mean-colour__flat__plain__auto.npz",
-        "mean-colour__flat__plain__up1.npz",
-        "mean-colour__flat__tta__auto.npz",
+        "mean-colour__flat__plain__auto__main-face.npz",
+        "mean-colour__flat__plain__up1__main-face.npz",
+        "mean-colour__flat__tta__auto__main-face.npz",
     ]
 
 

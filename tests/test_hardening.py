@@ -324,7 +324,7 @@ def test_enrolling_from_a_group_photo_says_which_face_was_taken(tmp_path):
     assert run.exit_code == 0
     assert run.output.splitlines() == [
         "Enrolled obama from 1 photo.",
-        f"  note: {photo} shows 2 faces; the largest was enrolled as obama",
+        f"  note: {photo} shows 2 faces; the main one (largest near the middle) was enrolled as obama",
     ]
     with Gallery(tmp_path / "g.sqlite") as gallery:
         single = gallery.enroll("younes", [data_dir("happyhouse", "images") / "younes.jpg"])

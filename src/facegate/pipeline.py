@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -27,13 +27,54 @@ from facegate.errors import FacegateError, MultipleFacesError, NoFaceError
 from facegate.images import ImageInput, load_image
 from facegate.models import MODELS, EmbeddingModel, get_model
 
-MultiFacePolicy = Literal["largest", "all", "error"]
+#: which faces of an image to use: the main one (the default), the largest, all, or
+#: an error when there are several
+MultiFacePolicy = Literal["main", "largest", "all", "error"]
+DEFAULT_MULTI_FACE: MultiFacePolicy = "main"
+#: how fast a face loses prominence away from the image's centre: its area is weighted
+#: by a Gaussian of its distance from the centre, with this standard deviation as a
+#: share of the image's diagonal (chosen on LFW pairsDevTrain, bench/tta_search.py)
+MAIN_FACE_SPREAD = 0.15
 
 DEFAULT_MODEL = "dlib-resnet"
 DEFAULT_DETECTOR = "hog"
 #: average each face's embedding with its mirror image's (test-time augmentation):
-#: about 1.8x the CPU time of a plain pass, fewer errors on LFW (see bench/lfw_accuracy.py)
+#: a second network pass, fewer errors on LFW (see bench/lfw_accuracy.py; richer
+#: augmentations bought nothing more, bench/tta_search.py)
 DEFAULT_TTA = True
+
+
+def tta_name(tta: bool) -> str:
+    """The name results and galleries record for a test-time augmentation setting."""
+    return "flip" if tta else "none"
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """What made an embedding: the model, its weights, the test-time augmentation and
+    the engine that ran the network.
+
+    Embeddings compare only when model, weights and augmentation agree. The engine is
+    recorded but not compared: the engines of one model compute the same function
+    (dlib's ResNet on ONNX Runtime equals dlib's own to within 1e-6, tests/test_engines.py).
+    """
+
+    model: str
+    tta: str
+    engine: str
+    weights: str | None = None
+
+    #: the settings that change the numbers
+    COMPARED: ClassVar[tuple[str, ...]] = ("model", "weights", "tta")
+
+    @classmethod
+    def of(cls, model_name: str, tta: bool) -> EmbeddingSettings:
+        model = get_model(model_name)
+        return cls(model.name, tta_name(tta), model.engine_name, model.weights_id())
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"model": self.model, "tta": self.tta, "engine": self.engine, "weights": self.weights}
+
 
 
 @dataclass(frozen=True)
@@ -48,6 +89,9 @@ class Face:
     quality: FaceQuality | None = None
     #: how many faces the detector found in the image (before the several-faces policy)
     faces_in_image: int = 1
+    #: what ran the network, and the test-time augmentation ("flip" or "none")
+    engine: str = ""
+    tta: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +99,8 @@ class Face:
             "facial_area": self.facial_area.to_dict(),
             "model": self.model,
             "detector_backend": self.detector,
+            "engine": self.engine,
+            "tta": self.tta,
             "quality": None if self.quality is None else self.quality.to_dict(),
         }
 
@@ -62,25 +108,38 @@ class Face:
 def detect_faces(
     image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None
 ) -> list[FacialArea]:
-    """Every face in an RGB uint8 image, largest first.
+    """Every face in an RGB uint8 image, the main one first (see :func:`prominence`).
 
     With ``upsample=None`` the image is searched again at higher resolution only
     when nothing is found at the lower one.
     """
     faces = get_detector(detector_backend).find(image, upsample)
-    return sorted(faces, key=lambda f: f.area, reverse=True)
+    return sorted(faces, key=lambda f: prominence(f, image.shape), reverse=True)
+
+
+def prominence(face: FacialArea, shape: tuple[int, ...]) -> float:
+    """How much ``face`` looks like the photo's subject: its area, weighted down the
+    farther it sits from the centre (a photographer frames the subject; a camera at a
+    door sees the person in front of it near the middle). A face in the corner must be
+    about 15 times the area of a face in the middle to come first."""
+    height, width = shape[:2]
+    off = np.hypot(face.x + face.w / 2 - width / 2, face.y + face.h / 2 - height / 2) / np.hypot(width, height)
+    return float(face.area * np.exp(-((off / MAIN_FACE_SPREAD) ** 2) / 2))
 
 
 def select_faces(faces: list[FacialArea], policy: MultiFacePolicy, label: str = "the image") -> list[FacialArea]:
-    """Apply the several-faces policy; no face at all is always an error."""
+    """Apply the several-faces policy to faces in :func:`detect_faces` order; no face
+    at all is always an error."""
     if not faces:
         raise NoFaceError(f"no face found in {label}")
     if policy == "all":
         return faces
     if policy == "error" and len(faces) > 1:
         raise MultipleFacesError(f"{len(faces)} faces found in {label}; expected exactly one")
-    if policy not in ("largest", "error"):
-        raise ValueError(f"unknown multi-face policy {policy!r}; use largest, all or error")
+    if policy == "largest":
+        return [max(faces, key=lambda f: f.area)]
+    if policy not in ("main", "error"):
+        raise ValueError(f"unknown multi-face policy {policy!r}; use main, largest, all or error")
     return faces[:1]
 
 
@@ -95,7 +154,7 @@ def represent(
     img: ImageInput,
     model_name: str = DEFAULT_MODEL,
     detector_backend: str = DEFAULT_DETECTOR,
-    multi_face: MultiFacePolicy = "largest",
+    multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
     upsample: int | None = None,
     tta: bool = DEFAULT_TTA,
     label: str = "the image",
@@ -116,11 +175,14 @@ class _Job:
     tta: bool
 
 
-def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[list[Face] | FacegateError]:
-    """Detect and align every image of a chunk, then embed all their chips in one call."""
+#: one image's detected faces, each with its chip and how many faces the image held; or its error
+Found = list[tuple[FacialArea, np.ndarray, int]] | FacegateError
+
+
+def _detect_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[Found]:
+    """Decode, detect and align every image of a chunk (the part worker processes run)."""
     model = get_model(job.model_name)
-    found: list[list[FacialArea] | FacegateError] = []
-    pending: list[tuple[FacialArea, np.ndarray, int]] = []  # each face to embed: box, chip, faces in its image
+    found: list[Found] = []
     for img, label in chunk:
         try:
             image = load_image(img)
@@ -129,22 +191,33 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
         except FacegateError as exc:
             found.append(exc)
             continue
-        found.append(faces)
-        pending.extend((f, model.chip(image, f), len(detected)) for f in faces)
+        found.append([(f, model.chip(image, f), len(detected)) for f in faces])
+    return found
+
+
+def _embed_found(job: _Job, found: list[Found]) -> list[list[Face] | FacegateError]:
+    """Embed every chip of a chunk in one model call, and make their :class:`Face` objects."""
+    model = get_model(job.model_name)
+    pending = [face for item in found if not isinstance(item, FacegateError) for face in item]
     judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector: quality applies
     vectors = embed_chips(model, [chip for _, chip, _ in pending], tta=job.tta)
+    settings = (model.engine_name, tta_name(job.tta))
     made = iter(
-        Face(vector, f, model.name, job.detector_backend, measure(f.landmarks, chip) if judged else None, n)
+        Face(vector, f, model.name, job.detector_backend, measure(f.landmarks, chip) if judged else None, n, *settings)
         for vector, (f, chip, n) in zip(vectors, pending, strict=True)
     )
     return [item if isinstance(item, FacegateError) else [next(made) for _ in item] for item in found]
+
+
+def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[list[Face] | FacegateError]:
+    return _embed_found(job, _detect_chunk(job, chunk))
 
 
 def represent_many(
     images: Iterable[ImageInput],
     model_name: str = DEFAULT_MODEL,
     detector_backend: str = DEFAULT_DETECTOR,
-    multi_face: MultiFacePolicy = "largest",
+    multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
     upsample: int | None = None,
     tta: bool = DEFAULT_TTA,
     batch_size: int = 16,
@@ -155,8 +228,10 @@ def represent_many(
     """Embeddings for many images: one entry per image, its faces or the error it raised.
 
     Images go in chunks of ``batch_size`` to ``workers`` processes (``None``: one per
-    CPU core), each detecting, aligning and embedding its chunk with one model call.
-    Errors are returned in place, not raised, so one bad photo does not stop a run.
+    CPU core), which decode, detect and align them; this process embeds each chunk's
+    chips with one model call as the chunks come back, so one copy of the network
+    serves every worker. Errors are returned in place, not raised, so one bad photo
+    does not stop a run.
     """
     images = list(images)
     names = list(labels) if labels is not None else [f"image {i}" for i in range(len(images))]
@@ -179,9 +254,9 @@ def represent_many(
         with ProcessPoolExecutor(
             n_workers, mp_context=context, initializer=start_worker, initargs=(os.getpid(), plugins)
         ) as executor:
-            for out in executor.map(_represent_chunk, [job] * len(chunks), chunks):
-                results.extend(out)
-                bar.update(len(out))
+            for found in executor.map(_detect_chunk, [job] * len(chunks), chunks):
+                results.extend(_embed_found(job, found))
+                bar.update(len(found))
     return results
 
 

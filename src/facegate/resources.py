@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,12 @@ def model_file(name: str) -> Path:
     if not path.is_file():  # pragma: no cover - broken install
         raise ModelUnavailableError(f"{path} is missing; reinstall face_recognition_models")
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks (weights files run to hundreds of MB)."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @cache

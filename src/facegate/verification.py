@@ -44,6 +44,9 @@ class VerifyResult:
     faces: dict[str, int] | None = None
     #: the claimed name, for a door check against the gallery
     identity: str | None = None
+    #: what ran the network, and the test-time augmentation ("flip" or "none")
+    engine: str = ""
+    tta: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +98,8 @@ def verify(
         time=round(time.perf_counter() - start, 4),
         **decision_rates(point, score),
         faces={"img1": len(faces1), "img2": len(faces2)},
+        engine=face1.engine,
+        tta=face1.tta,
     )
 
 

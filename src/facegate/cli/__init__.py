@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
 from facegate.cli.train import train
 from facegate.cli.train_faces import faces_command
+from facegate.models.engines import DEFAULT_ENGINE, ENGINE_ENV, ENGINES, THREADS_ENV
 
 
 class FacegateGroup(click.Group):
@@ -45,8 +47,24 @@ class FacegateGroup(click.Group):
 @click.group(cls=FacegateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="facegate")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an unexpected error.")
-def main(debug: bool) -> None:
+@click.option(
+    "--engine",
+    type=click.Choice(sorted(ENGINES.names())),
+    default=None,
+    help=f"What runs dlib's face network (default: ${ENGINE_ENV}, else {DEFAULT_ENGINE}).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"ONNX Runtime threads per process (default: ${THREADS_ENV}, else 1; worker processes add parallelism).",
+)
+def main(debug: bool, engine: str | None, threads: int | None) -> None:
     """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
+    # through the environment, so worker processes started later see the same choice
+    for variable, value in ((ENGINE_ENV, engine), (THREADS_ENV, threads)):
+        if value is not None:
+            os.environ[variable] = str(value)
 
 
 evaluate.add_command(oneshot_command)

@@ -114,7 +114,8 @@ def enroll(name, photos, add, as_json, gallery_path, model, detector):
         result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
         lines = [f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}."]
         lines += [
-            f"  note: {photos[i]} shows {result.faces_found[i]} faces; the largest was enrolled as {name}"
+            f"  note: {photos[i]} shows {result.faces_found[i]} faces; the main one (largest near the middle) "
+            f"was enrolled as {name}"
             for i in result.crowded
         ]
         emit(as_json, result.to_dict(), "\n".join(lines))
@@ -244,7 +245,7 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, f
 @click.command()
 @click.argument("photo", type=click.Path())
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
-@click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the largest.")
+@click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the main one.")
 @gallery_options
 def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold, fmr, fpir):
     """Who is in PHOTO? Exit 0 when identified, 1 when not in the database.
@@ -361,11 +362,12 @@ def models_cmd(as_json):
         "scoring": rows,
     }
     how = f", converted from dlib's file in {engine['conversion_seconds']} s" if "conversion_seconds" in engine else ""
+    how += f", {engine['threads']} thread(s) per process" if "threads" in engine else ""
     lines = [
         f"models:    {', '.join(MODELS.names())}",
         f"detectors: {', '.join(DETECTORS.names())}",
         f"metrics:   {', '.join(METRICS.names())}",
-        f"engine:    {engine['engine']} runs {DEFAULT_MODEL}{how} ($FACEGATE_ENGINE: onnx or dlib)",
+        f"engine:    {engine['engine']} runs {DEFAULT_MODEL}{how} (--engine / $FACEGATE_ENGINE: onnx or dlib)",
         "",
         f"operating points (1:1; default FMR {DEFAULT_FMR:g}; accept when the score <= its threshold):",
     ]

@@ -19,7 +19,7 @@ from facegate.detection import DETECTORS
 from facegate.errors import FacegateError
 from facegate.images import IMAGE_SUFFIXES, load_image
 from facegate.models import MODELS, get_model
-from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, detect_faces, represent_many
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_MULTI_FACE, detect_faces, represent_many
 
 
 def photo_paths(sources: tuple[str, ...]) -> list[Path]:
@@ -106,7 +106,7 @@ def _line(as_json: bool, row: dict) -> None:
 @click.argument("photos", nargs=-1, required=True, type=click.Path())
 @click.option("--model", type=click.Choice(MODELS.names()), default=DEFAULT_MODEL, show_default=True)
 @click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)
-@click.option("--all-faces", is_flag=True, help="Every face of each photo, not only the largest.")
+@click.option("--all-faces", is_flag=True, help="Every face of each photo, not only the main one.")
 @click.option(
     "--npy",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,7 +125,7 @@ def represent_cmd(photos, model, detector, all_faces, npy):
             [str(p) for p in paths],
             model,
             detector,
-            "all" if all_faces else "largest",
+            "all" if all_faces else DEFAULT_MULTI_FACE,
             labels=[str(p) for p in paths],
             progress=len(paths) > 1,
         )

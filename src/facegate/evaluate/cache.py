@@ -25,7 +25,7 @@ import numpy as np
 from facegate import errors as _errors
 from facegate.errors import FacegateError
 from facegate.models import get_model
-from facegate.pipeline import DEFAULT_TTA, represent_many
+from facegate.pipeline import DEFAULT_MULTI_FACE, DEFAULT_TTA, represent_many
 
 #: rows written per saved batch, so an interrupted long run keeps most of its work
 SAVE_EVERY = 1000
@@ -79,7 +79,8 @@ class Embedded:
 
 
 class EmbeddingCache:
-    """The on-disk table of one (model, detector, tta, upsample) configuration."""
+    """The on-disk table of one (model, detector, tta, upsample) configuration, for the
+    main face of each image (:data:`~facegate.pipeline.DEFAULT_MULTI_FACE`)."""
 
     def __init__(
         self,
@@ -91,7 +92,8 @@ class EmbeddingCache:
     ) -> None:
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
         up = "auto" if upsample is None else f"up{upsample}"
-        self.path = self.directory / f"{model}__{detector}__{'tta' if tta else 'plain'}__{up}.npz"
+        name = f"{model}__{detector}__{'tta' if tta else 'plain'}__{up}__{DEFAULT_MULTI_FACE}-face"
+        self.path = self.directory / f"{name}.npz"
         self.dim = get_model(model).dim
         self._rows: dict[str, tuple[np.ndarray, str, np.ndarray]] = {}
         self._load()
@@ -167,7 +169,7 @@ def embed_files(
     workers: int | None = None,
     progress: bool = False,
 ) -> Embedded:
-    """The embedding of the largest face of every image file, from the cache where possible.
+    """The embedding of the main face of every image file, from the cache where possible.
 
     Missing files raise ``ImageNotFoundError`` (a wrong images folder is a user error,
     not a failure to enrol); images without a face, or that cannot be decoded, give a
@@ -194,7 +196,7 @@ def embed_files(
                 files,
                 model_name=model,
                 detector_backend=detector,
-                multi_face="largest",
+                multi_face=DEFAULT_MULTI_FACE,
                 upsample=upsample,
                 tta=tta,
                 workers=workers,

@@ -46,11 +46,14 @@ from facegate.models import MODELS, get_model
 from facegate.pipeline import (
     DEFAULT_DETECTOR,
     DEFAULT_MODEL,
+    DEFAULT_MULTI_FACE,
     DEFAULT_TTA,
+    EmbeddingSettings,
     Face,
     MultiFacePolicy,
     represent,
     represent_many,
+    tta_name,
 )
 from facegate.verification import VerifyResult, decision_rates
 
@@ -84,7 +87,7 @@ class Gallery:
         detector_backend: str = DEFAULT_DETECTOR,
         distance_metric: str | None = None,
         threshold: float | None = None,
-        tta: bool = DEFAULT_TTA,
+        tta: bool | None = None,
         fmr: float | None = None,
         fpir: float | None = None,
         fusion: Fusion = DEFAULT_FUSION,
@@ -92,7 +95,8 @@ class Gallery:
         quality: QualityGate | None = DEFAULT_GATE,
         create: bool = True,
     ) -> None:
-        stored = GalleryStore.stored_model(path)
+        recorded = GalleryStore.stored_meta(path)
+        stored = recorded.get("model")
         self.model_name = model_name or stored or DEFAULT_MODEL
         if stored is not None and model_name is None and stored not in MODELS:
             raise GalleryError(
@@ -109,8 +113,18 @@ class Gallery:
         self.fpir = fpir
         self.fusion = fusion
         self.quality = quality
-        self.tta = tta
-        self._store = GalleryStore(path, self.model_name, model.dim, create=create)
+        #: flip test-time augmentation: as given, else as the gallery recorded, else the default
+        self.tta = tta if tta is not None else recorded.get("tta", tta_name(DEFAULT_TTA)) == tta_name(True)
+        #: what makes this gallery's embeddings; a gallery refuses to open with other settings than its own
+        self.settings = EmbeddingSettings.of(self.model_name, self.tta)
+        self._store = GalleryStore(
+            path,
+            self.model_name,
+            model.dim,
+            create=create,
+            settings=self.settings.to_dict(),
+            compared=EmbeddingSettings.COMPARED,
+        )
         self._reload()
         if self.scoring.curve is not None:  # an impossible target fails here, not at the door
             verification_point(self.scoring, threshold, fmr)
@@ -197,10 +211,10 @@ class Gallery:
         return out
 
     def _new(self, faces: list[tuple[Face, str]]) -> list[NewTemplate]:
-        return [NewTemplate(f.embedding, sha, f.facial_area.to_dict()) for f, sha in faces]
+        return [NewTemplate(f.embedding, sha, f.facial_area.to_dict(), f.engine, f.tta) for f, sha in faces]
 
     def enroll(
-        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
+        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE
     ) -> EnrollResult:
         """Enroll a new person from one or more photos, all or nothing.
 
@@ -214,7 +228,7 @@ class Gallery:
         return _enrolled(name, ids, faces)
 
     def add_photos(
-        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = "largest"
+        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE
     ) -> EnrollResult:
         """Add photos (templates) to an enrolled person, all or nothing."""
         name = check_name(name)
@@ -336,7 +350,7 @@ class Gallery:
         if isinstance(img, (list, tuple)):
             if not img:
                 raise GalleryError("a probe needs at least one frame")
-            faces = [self._probe(frame, "largest")[0] for frame in img]
+            faces = [self._probe(frame, DEFAULT_MULTI_FACE)[0] for frame in img]
             if len(faces) == 1:
                 return faces
             fused = mean_embedding(np.stack([f.embedding for f in faces]))
@@ -347,18 +361,18 @@ class Gallery:
         return faces
 
     def identify(self, img: Probe, top_k: int = 5, threshold: float | None = None) -> IdentifyResult:
-        """Who is the (largest) face in ``img``? Open set: "unknown" is an answer.
+        """Who is the main face in ``img``? Open set: "unknown" is an answer.
 
         ``img`` may be several frames of one face (a list), fused into one probe. A
         photo without a face raises :class:`~facegate.errors.NoFaceError`; a face
         the quality gate refuses raises :class:`~facegate.errors.PoorQualityError`.
         """
         start = time.perf_counter()
-        face = self._probe(img, "largest")[0]
+        face = self._probe(img, DEFAULT_MULTI_FACE)[0]
         return self.identify_embedding(face.embedding, top_k, threshold, face.facial_area.to_dict(), start)
 
     def identify_all(self, img: ImageInput, top_k: int = 5, threshold: float | None = None) -> list[IdentifyResult]:
-        """Identify every face in ``img``, largest first."""
+        """Identify every face in ``img``, the main one first."""
         start = time.perf_counter()
         faces = self._probe(img, "all")
         return [self.identify_embedding(f.embedding, top_k, threshold, f.facial_area.to_dict(), start) for f in faces]
@@ -395,6 +409,8 @@ class Gallery:
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
             facial_area=facial_area,
+            engine=self.settings.engine,
+            tta=self.settings.tta,
             time=round(time.perf_counter() - start, 4),
             target_fpir=point.target,
             estimated_fpir=None if estimated is None else float(f"{estimated:.3g}"),
@@ -423,7 +439,7 @@ class Gallery:
         self._sync()
         name = check_name(name)
         self._store.person_id(name)  # raises PersonNotFoundError before any work
-        face = self._probe(img, "largest")[0]
+        face = self._probe(img, DEFAULT_MULTI_FACE)[0]
         return self.verify_embedding(
             face.embedding, name, threshold, require_nearest, {"img1": face.facial_area.to_dict()}, start
         )
@@ -457,6 +473,8 @@ class Gallery:
             detector_backend=self.detector_backend,
             similarity_metric=self.metric_name,
             facial_areas=facial_areas or {},
+            engine=self.settings.engine,
+            tta=self.settings.tta,
             time=round(time.perf_counter() - start, 4),
             **decision_rates(point, score),
             identity=name,

@@ -36,6 +36,9 @@ class IdentifyResult:
     estimated_fpir: float | None = None
     enrolled_people: int = 0
     threshold_source: str = ""
+    #: what ran the network, and the test-time augmentation ("flip" or "none")
+    engine: str = ""
+    tta: str = ""
 
     @property
     def known(self) -> bool:
@@ -50,7 +53,7 @@ class EnrollResult:
     name: str
     template_ids: list[int]
     facial_areas: list[dict[str, Any]] = field(default_factory=list)
-    #: faces the detector found in each photo (the largest was enrolled)
+    #: faces the detector found in each photo (the main one was enrolled)
     faces_found: list[int] = field(default_factory=list)
 
     @property

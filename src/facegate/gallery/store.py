@@ -1,15 +1,18 @@
 """The gallery's persistent store: one SQLite file (WAL), people and their templates.
 
-Schema: ``meta`` (the model the gallery is built with), ``people`` (unique names),
-``templates`` (one row per enrolled photo: embedding, model, source image SHA-256,
-face box). Every write method runs in one transaction: all of it lands or none.
+Schema: ``meta`` (the model the gallery is built with and the settings its
+embeddings are made with: weights, test-time augmentation, engine), ``people``
+(unique names), ``templates`` (one row per enrolled photo: embedding, model, engine
+and augmentation that made it, source image SHA-256, face box). Every write method
+runs in one transaction: all of it lands or none. A version 1 file (before the
+settings were recorded) is upgraded in place when opened.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +28,7 @@ from facegate.errors import (
     PersonNotFoundError,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,6 +45,8 @@ CREATE TABLE IF NOT EXISTS templates (
     image_sha256 TEXT NOT NULL,
     box TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    engine TEXT,
+    tta TEXT,
     UNIQUE (person_id, image_sha256)
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
@@ -53,6 +58,9 @@ class NewTemplate:
     embedding: np.ndarray
     image_sha256: str
     box: dict
+    #: what made the embedding (None: imported, unknown)
+    engine: str | None = None
+    tta: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,11 @@ def _check_parent(path: Path) -> None:
         raise GalleryError(f"cannot use the gallery {path}: the folder {parent} does not exist")
 
 
+def _differs(meta: Mapping[str, str], settings: Mapping[str, str | None], key: str) -> bool:
+    """Whether a recorded setting and this session's disagree (one not known: they do not)."""
+    return meta.get(key) is not None and settings.get(key) is not None and meta[key] != settings[key]
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -107,7 +120,18 @@ def _now() -> str:
 class GalleryStore:
     """SQLite persistence of a gallery; knows nothing of images or models."""
 
-    def __init__(self, path: str | Path, model: str, dim: int, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        model: str,
+        dim: int,
+        create: bool = True,
+        settings: Mapping[str, str | None] | None = None,
+        compared: Sequence[str] = (),
+    ) -> None:
+        """Open (or create) the gallery at ``path`` for ``model``; ``settings`` are the
+        embedding settings of this session (recorded in a new gallery, and where an old
+        one lacks them); those named in ``compared`` must equal the recorded ones."""
         self.path = str(path)
         self.model = model
         self.dim = dim
@@ -129,7 +153,17 @@ class GalleryStore:
                 for statement in _SCHEMA.strip().split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-                self._init_meta(model, dim)
+                self._upgrade()
+                self._init_meta(model, dim, dict(settings or {}), tuple(compared))
+
+    def _upgrade(self) -> None:
+        """Bring a version 1 file to this schema: templates learn what made them (NULL: unknown)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(templates)").fetchall()}
+        added = [column for column in ("engine", "tta") if column not in columns]
+        for column in added:
+            self._db.execute(f"ALTER TABLE templates ADD COLUMN {column} TEXT")
+        if added:
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     def _check_integrity(self) -> None:
         size = Path(self.path).stat().st_size
@@ -149,7 +183,7 @@ class GalleryStore:
                 f"the gallery {self.path} is damaged ({'; '.join(problems[:3])}); restore it from a backup"
             )
 
-    def _init_meta(self, model: str, dim: int) -> None:
+    def _init_meta(self, model: str, dim: int, settings: dict[str, str | None], compared: tuple[str, ...]) -> None:
         meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if not meta:
             rows = [("model", model), ("dim", str(dim)), ("schema_version", SCHEMA_VERSION), ("created_at", _now())]
@@ -159,22 +193,36 @@ class GalleryStore:
                 f"the gallery {self.path} holds {meta.get('model')!r} embeddings; it cannot be used with "
                 f"model {model!r} (embeddings of different models cannot be compared)"
             )
+        differ = [
+            f"{key}: {meta[key]!r} in the gallery, {settings[key]!r} here"
+            for key in compared
+            if _differs(meta, settings, key)
+        ]
+        if differ:
+            raise ModelMismatchError(
+                f"the gallery {self.path} holds {model!r} embeddings made with other settings than this session's "
+                f"({'; '.join(differ)}); its templates and new ones could not be compared. Open it with the "
+                "gallery's own settings (omit them: a gallery uses what it recorded), or enroll into a new gallery"
+            )
+        missing = [(k, v) for k, v in settings.items() if k != "model" and k not in meta and v is not None]
+        if missing:  # a new gallery, or a version 1 file (a read-only gallery is not written to)
+            self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", missing)
+        self.settings = {k: v for k, v in {**meta, **dict(missing)}.items() if k in settings}
 
     @staticmethod
-    def stored_model(path: str | Path) -> str | None:
-        """The model a gallery file was built with, or None for a new or empty file."""
+    def stored_meta(path: str | Path) -> dict[str, str]:
+        """What a gallery file records (model, settings, ...), or {} for a new or empty file."""
         if str(path) == ":memory:" or not Path(path).is_file():
-            return None
+            return {}
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000) as db:
                 if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
                     if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0:
-                        return None  # an empty file, or one another process is creating right now
+                        return {}  # an empty file, or one another process is creating right now
                     raise GalleryError(f"{path} is not a facegate gallery (an SQLite file without its tables)")
-                row = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+                return dict(db.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise GalleryError(f"{path} is not a facegate gallery, or is damaged: {exc}") from exc
-        return row[0] if row else None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -255,9 +303,9 @@ class GalleryStore:
                 raise GalleryError(f"an embedding for {name!r} holds NaN or infinite values; nothing was stored")
             try:
                 cursor = db.execute(
-                    "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (person, vector.tobytes(), self.model, t.image_sha256, json.dumps(t.box), _now()),
+                    "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at, engine, tta) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (person, vector.tobytes(), self.model, t.image_sha256, json.dumps(t.box), _now(), t.engine, t.tta),
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateTemplateError(

@@ -27,6 +27,8 @@ class EmbeddingModel(ABC):
     normalized: ClassVar[bool] = True
     #: whether inputs are faces, so the probe quality gate (size, pose, sharpness) applies
     faces: ClassVar[bool] = False
+    #: what runs the network (recorded in results and galleries)
+    engine_name: str = "numpy"
 
     @abstractmethod
     def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:
@@ -53,6 +55,29 @@ class EmbeddingModel(ABC):
             return (mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)).astype(np.float32)
         return (mean / 2).astype(np.float32)
 
+    def weights_id(self) -> str | None:
+        """A short fingerprint of the weights (None: the model has fixed weights, or no file).
+
+        Galleries record it and refuse templates made with other weights under the same name.
+        """
+        return None
+
     def own_threshold(self, metric: str) -> float | None:
         """A decision threshold that came with the weights (None: use the threshold table)."""
         return None
+
+
+def as_chip(chip: np.ndarray, size: int) -> np.ndarray:
+    """An RGB uint8 ``(size, size, 3)`` chip (grey is repeated, other sizes are resized)."""
+    array = np.asarray(chip)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"a chip must be (H, W, 3) RGB, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.shape[:2] != (size, size):
+        import cv2
+
+        array = cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA)
+    return array

@@ -29,6 +29,10 @@ class DlibResNet(EmbeddingModel):
     def __init__(self, engine: str | None = None) -> None:
         #: what runs the network: ONNX Runtime by default, or dlib (``$FACEGATE_ENGINE``)
         self.engine = get_engine(engine)
+        self.engine_name = self.engine.name
+
+    def weights_id(self) -> str:
+        return self.engine.weights_id()
 
     def chip(self, image: np.ndarray, face: FacialArea) -> np.ndarray:
         return dlib_chip(image, face, size=self.chip_size, padding=0.25)

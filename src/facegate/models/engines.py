@@ -15,13 +15,13 @@ worker processes).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ import numpy as np
 
 from facegate.errors import ModelUnavailableError
 from facegate.registry import Registry
-from facegate.resources import face_recognition_resnet, model_file
+from facegate.resources import face_recognition_resnet, file_sha256, model_file
 
 log = logging.getLogger("facegate")
 
@@ -43,6 +43,10 @@ class Engine(ABC):
     """Runs dlib's face ResNet on aligned 150x150 RGB uint8 chips."""
 
     name: ClassVar[str]
+
+    def weights_id(self) -> str:
+        """The fingerprint of the weights it runs: every engine runs the same file."""
+        return f"sha256:{source_digest()[:16]}"
 
     @abstractmethod
     def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
@@ -78,26 +82,37 @@ class OnnxEngine(Engine):
         if self.threads < 1:
             raise ModelUnavailableError(f"ONNX Runtime needs at least one thread, got {self.threads}")
         self.path, self.conversion = converted_model(cache_dir)
-        self._session = None
+        self._session = OnnxSession(self.path, self.threads)
+
+    def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack([np.asarray(c, dtype=np.float32) for c in chips]).transpose(0, 3, 1, 2)
+        return self._session.get().run(["descriptor"], {"image": np.ascontiguousarray(batch)})[0].astype(np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": self.name, "threads": self.threads, "model": str(self.path), **self.conversion}
+
+
+class OnnxSession:
+    """An ONNX Runtime CPU session of one file, made when first used in each process
+    (a session is never shared across fork())."""
+
+    def __init__(self, path: str | Path, threads: int) -> None:
+        self.path = Path(path)
+        self.threads = threads
+        self._session: Any = None
         self._pid = -1
 
-    def _run(self):
-        if self._pid != os.getpid():  # a session is never shared across fork()
+    def get(self) -> Any:
+        if self._pid != os.getpid():
             import onnxruntime
 
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # warnings about unused initializers are noise here
             self._session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
             self._pid = os.getpid()
         return self._session
-
-    def descriptors(self, chips: list[np.ndarray]) -> np.ndarray:
-        batch = np.stack([np.asarray(c, dtype=np.float32) for c in chips]).transpose(0, 3, 1, 2)
-        return self._run().run(["descriptor"], {"image": np.ascontiguousarray(batch)})[0].astype(np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {"engine": self.name, "threads": self.threads, "model": str(self.path), **self.conversion}
 
 
 def cache_dir() -> Path:
@@ -105,10 +120,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "facegate" / "onnx"
 
 
+@cache
+def source_digest() -> str:
+    """SHA-256 of dlib's face ResNet file (read once per process)."""
+    return file_sha256(model_file(SOURCE))
+
+
 def converted_model(directory: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """The ONNX file of dlib's face ResNet, converting it on first use, and how it was made."""
     source = model_file(SOURCE)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    digest = source_digest()
     folder = Path(directory) if directory is not None else cache_dir()
     target = folder / f"{source.stem}-{digest[:16]}.onnx"
     notes = target.with_suffix(".json")

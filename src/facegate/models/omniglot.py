@@ -42,6 +42,7 @@ class OmniglotModel(EmbeddingModel):
     dim = 64  # replaced by the checkpoint's on construction
     default_metric = "euclidean"
     normalized = False
+    engine_name = "torch"
 
     def __init__(self, weights: str | os.PathLike[str] | None = None, batch_size: int = 256) -> None:
         path = weights or os.environ.get(WEIGHTS_ENV)

@@ -22,7 +22,7 @@ import numpy as np
 from facegate.alignment_openface import openface_chip
 from facegate.detection.base import FacialArea
 from facegate.errors import ModelUnavailableError
-from facegate.models.base import EmbeddingModel
+from facegate.models.base import EmbeddingModel, as_chip
 from facegate.models.registry import MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -80,6 +80,7 @@ class OpenFaceNN4Small2(EmbeddingModel):
     faces = True
     default_metric = "euclidean"
     chip_size = 96
+    engine_name = "torch"
 
     def __init__(
         self,
@@ -123,7 +124,7 @@ class OpenFaceNN4Small2(EmbeddingModel):
         from facegate.nets.nn4small2 import to_input
 
         torch = self._torch
-        batch = [_as_chip(c, self.chip_size) for c in chips]
+        batch = [as_chip(c, self.chip_size) for c in chips]
         saved = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -136,19 +137,3 @@ class OpenFaceNN4Small2(EmbeddingModel):
         finally:
             torch.set_num_threads(saved)
         return np.concatenate(out).astype(np.float32, copy=False)
-
-
-def _as_chip(chip: np.ndarray, size: int) -> np.ndarray:
-    """An RGB uint8 ``(size, size, 3)`` chip (grey is repeated, other sizes are resized)."""
-    array = np.asarray(chip)
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"a chip must be (H, W, 3) RGB, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        array = np.clip(array, 0, 255).astype(np.uint8)
-    if array.shape[:2] != (size, size):
-        import cv2
-
-        array = cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA)
-    return array
