@@ -120,7 +120,8 @@ def embed_all(paths: list[str], cache: Path, workers: int) -> tuple[np.ndarray, 
         with ProcessPoolExecutor(workers) as pool, tqdm(total=len(todo), unit="img") as bar:
             for chunk, result in zip(chunks, pool.map(embed_chunk, chunks), strict=True):
                 for path, (vectors, _) in zip(chunk, result, strict=True):
-                    known[file_key(path)] = np.full((len(CHIPS), 128), np.nan, np.float32) if vectors is None else vectors
+                    missing = np.full((len(CHIPS), 128), np.nan, np.float32)
+                    known[file_key(path)] = missing if vectors is None else vectors
                 bar.update(len(chunk))
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(file, keys=np.array(list(known)), vectors=np.stack(list(known.values())))

@@ -106,14 +106,19 @@ class Face:
 
 
 def detect_faces(
-    image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None
+    image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None, thorough: bool = False
 ) -> list[FacialArea]:
-    """Every face in an RGB uint8 image, the main one first (see :func:`prominence`).
+    """The faces in an RGB uint8 image, the main one first (see :func:`prominence`).
 
-    With ``upsample=None`` the image is searched again at higher resolution only
-    when nothing is found at the lower one.
+    With ``upsample=None`` a large image is first searched shrunk (faces at least an
+    eighth of its short side; :meth:`~facegate.detection.base.Detector.find_coarse`),
+    and searched again at higher resolution only when nothing is found at the lower
+    one. ``thorough`` skips the shrunk search, so small faces beside a large one are
+    found too (every face is wanted).
     """
-    faces = get_detector(detector_backend).find(image, upsample)
+    detector = get_detector(detector_backend)
+    faces = detector.find_coarse(image) if upsample is None and not thorough else []
+    faces = faces or detector.find(image, upsample)
     return sorted(faces, key=lambda f: prominence(f, image.shape), reverse=True)
 
 
@@ -186,7 +191,7 @@ def _detect_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[Found]
     for img, label in chunk:
         try:
             image = load_image(img)
-            detected = detect_faces(image, job.detector_backend, job.upsample)
+            detected = detect_faces(image, job.detector_backend, job.upsample, thorough=job.multi_face == "all")
             faces = select_faces(detected, job.multi_face, label)
         except FacegateError as exc:
             found.append(exc)

@@ -59,6 +59,8 @@ class Detector(ABC):
     """Finds faces in an RGB ``uint8`` image of shape (H, W, 3)."""
 
     name: ClassVar[str]
+    #: whether a large image may first be searched shrunk (see :meth:`find_coarse`)
+    coarse: ClassVar[bool] = True
 
     @abstractmethod
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
@@ -91,6 +93,28 @@ class Detector(ABC):
         return []
 
 
+    def find_coarse(self, image: np.ndarray) -> list[FacialArea]:
+        """The faces of a large image found in a copy shrunk to :data:`COARSE_SIDE` pixels
+        on its short side, boxes mapped back and landmarks found again at full size;
+        [] when the image is not large or nothing was found there (search it whole).
+
+        A face must span about 80 px in the copy, an eighth of its short side, to be
+        found: a portrait or a door camera's subject is, at a fraction of the cost of
+        searching megapixels; smaller faces need the whole search.
+        """
+        short = min(image.shape[:2])
+        if not self.coarse or short < COARSE_FACTOR * COARSE_SIDE:
+            return []
+        scale = COARSE_SIDE / short
+        found = self.find(_shrink(image, scale), 0)
+        return [_refine(_grow(face, 1.0 / scale, image.shape), image) for face in found]
+
+
+#: large images are searched first at this size (short side, pixels) ...
+COARSE_SIDE = 640
+#: ... when their short side is at least this many times it
+COARSE_FACTOR = 1.5
+
 #: the most pixels any detector is handed at once (after upsampling): native code is
 #: never given an image it has not been checked to handle
 MAX_DETECTOR_PIXELS = 16_000_000
@@ -117,6 +141,14 @@ def _grow(face: FacialArea, factor: float, shape: tuple[int, ...]) -> FacialArea
     x, y = min(int(face.x * factor), width - 1), min(int(face.y * factor), height - 1)
     w, h = min(int(round(face.w * factor)), width - x), min(int(round(face.h * factor)), height - y)
     return FacialArea(x, y, w, h, face.confidence, np.asarray(face.landmarks, dtype=np.float64) * factor)
+
+
+def _refine(face: FacialArea, image: np.ndarray) -> FacialArea:
+    """``face`` with its landmarks found again in ``image`` (a larger copy than it was found in)."""
+    from facegate.detection.landmarks import five_points
+
+    points = five_points(image, face.x, face.y, face.w, face.h)
+    return FacialArea(face.x, face.y, face.w, face.h, face.confidence, points)
 
 
 def auto_upsample(image: np.ndarray) -> list[int]:

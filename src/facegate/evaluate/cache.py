@@ -25,7 +25,7 @@ import numpy as np
 from facegate import errors as _errors
 from facegate.errors import FacegateError
 from facegate.models import get_model
-from facegate.pipeline import DEFAULT_MULTI_FACE, DEFAULT_TTA, represent_many
+from facegate.pipeline import DEFAULT_MULTI_FACE, DEFAULT_TTA, MultiFacePolicy, represent_many
 
 #: rows written per saved batch, so an interrupted long run keeps most of its work
 SAVE_EVERY = 1000
@@ -79,8 +79,7 @@ class Embedded:
 
 
 class EmbeddingCache:
-    """The on-disk table of one (model, detector, tta, upsample) configuration, for the
-    main face of each image (:data:`~facegate.pipeline.DEFAULT_MULTI_FACE`)."""
+    """The on-disk table of one (model, detector, tta, upsample, face policy) configuration."""
 
     def __init__(
         self,
@@ -89,10 +88,11 @@ class EmbeddingCache:
         detector: str,
         tta: bool = DEFAULT_TTA,
         upsample: int | None = None,
+        multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
     ) -> None:
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
         up = "auto" if upsample is None else f"up{upsample}"
-        name = f"{model}__{detector}__{'tta' if tta else 'plain'}__{up}__{DEFAULT_MULTI_FACE}-face"
+        name = f"{model}__{detector}__{'tta' if tta else 'plain'}__{up}__{multi_face}-face"
         self.path = self.directory / f"{name}.npz"
         self.dim = get_model(model).dim
         self._rows: dict[str, tuple[np.ndarray, str, np.ndarray]] = {}
@@ -168,8 +168,10 @@ def embed_files(
     use_cache: bool = True,
     workers: int | None = None,
     progress: bool = False,
+    multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
 ) -> Embedded:
-    """The embedding of the main face of every image file, from the cache where possible.
+    """The embedding of the main face (or with ``multi_face="largest"``, the largest) of
+    every image file, from the cache where possible.
 
     Missing files raise ``ImageNotFoundError`` (a wrong images folder is a user error,
     not a failure to enrol); images without a face, or that cannot be decoded, give a
@@ -183,7 +185,9 @@ def embed_files(
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ImageNotFoundError(f"no such image file: {missing[0]}{more}")
     dim = get_model(model).dim
-    cache = EmbeddingCache(cache_dir, model, detector, tta, upsample) if use_cache else None
+    if multi_face not in ("main", "largest"):
+        raise ValueError(f"one embedding per image: multi_face must be main or largest, not {multi_face!r}")
+    cache = EmbeddingCache(cache_dir, model, detector, tta, upsample, multi_face) if use_cache else None
     keys = [file_key(p) for p in names]
     todo = sorted({k for k in keys if cache is None or cache.get(k) is None})
     fresh: dict[str, tuple[np.ndarray, str, np.ndarray]] = {}
@@ -196,7 +200,7 @@ def embed_files(
                 files,
                 model_name=model,
                 detector_backend=detector,
-                multi_face=DEFAULT_MULTI_FACE,
+                multi_face=multi_face,
                 upsample=upsample,
                 tta=tta,
                 workers=workers,
