@@ -182,13 +182,21 @@ def people(as_json, gallery_path, fmr, fpir):
         payload = {
             "gallery": gallery.path,
             "model": gallery.model_name,
+            "settings": gallery.settings.to_dict(),
             "people": [r.to_dict() for r in records],
             "state": state.to_dict(),
         }
         width = max((len(r.name) for r in records), default=4)
         lines = [f"{r.name:<{width}}  {_plural(r.templates, 'photo')}" for r in records]
         text = "\n".join(lines) if lines else "Nobody is enrolled yet."
-        emit(as_json, payload, text + "\n\n" + describe_state(state))
+        emit(as_json, payload, text + "\n\n" + describe_settings(gallery.settings) + "\n" + describe_state(state))
+
+
+def describe_settings(settings) -> str:
+    """What makes a gallery's embeddings, in one line."""
+    weights = f", weights {settings.weights}" if settings.weights else ""
+    tta = "with the flip" if settings.tta == "flip" else "without the flip"
+    return f"Embeddings: {settings.model}{weights}, {tta}, run on {settings.engine}."
 
 
 def _rate(value: float | None) -> str:
