@@ -65,3 +65,15 @@ def test_verify_result_has_deepface_keys():
 def test_verify_never_matches_without_a_face():
     with pytest.raises(NoFaceError, match="img2"):
         facegate.verify(solid((200, 0, 0)), solid((0, 0, 0)), "mean-colour", "flat", threshold=10.0)
+
+
+def test_workers_detect_and_this_process_embeds_the_same_faces_as_one_at_a_time():
+    from tests.conftest import data_dir
+
+    photos = sorted((data_dir("lfw", "images")).glob("A*/*.jpg"))[:10]
+    many = represent_many(photos, batch_size=4, workers=2)
+    for photo, faces in zip(photos, many, strict=True):
+        one = represent(photo)
+        assert [f.facial_area for f in faces] == [f.facial_area for f in one]
+        np.testing.assert_allclose(faces[0].embedding, one[0].embedding, atol=1e-6)
+        assert (faces[0].engine, faces[0].tta) == ("onnx", "flip")
