@@ -112,12 +112,12 @@ def lfw_dev_test(embedding_cache):
     """LFW View 1 pairsDevTest pairs and the default pipeline's embeddings of their images."""
     from facegate.datasets.lfw import pair_images, read_pairs
     from facegate.evaluate.cache import embed_files
-    from facegate.pipeline import DEFAULT_TTA
+    from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA
 
     lfw = data_dir("lfw")
     pairs = read_pairs(lfw / "pairsDevTest.txt")
     paths = [str(lfw / "images" / p) for p in pair_images(pairs)]
-    embedded = embed_files(paths, "dlib-resnet", "hog", tta=DEFAULT_TTA, cache_dir=embedding_cache)
+    embedded = embed_files(paths, DEFAULT_MODEL, DEFAULT_DETECTOR, tta=DEFAULT_TTA, cache_dir=embedding_cache)
     return lfw, pairs, embedded
 
 

@@ -66,7 +66,7 @@ def test_a_new_gallery_records_its_settings_and_each_template_what_made_it(tmp_p
         "tta": "flip",
         "engine": "onnx",
         "weights": WEIGHTS,
-        "schema_version": "2",
+        "schema_version": "3",
     }
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT engine, tta FROM templates").fetchall() == [("onnx", "flip")]
@@ -94,7 +94,8 @@ def test_a_gallery_refuses_other_weights_under_the_same_model_name(tmp_path):
     Gallery(path).close()
     with sqlite3.connect(path) as db:
         db.execute("UPDATE meta SET value = 'sha256:0123456789abcdef' WHERE key = 'weights'")
-    with pytest.raises(ModelMismatchError, match=f"weights: 'sha256:0123456789abcdef' in the gallery, '{WEIGHTS}' here"):
+    expected = f"weights: 'sha256:0123456789abcdef' in the gallery, '{WEIGHTS}' here"
+    with pytest.raises(ModelMismatchError, match=expected):
         Gallery(path)
 
 
@@ -134,7 +135,7 @@ def test_a_version_1_gallery_is_upgraded_and_learns_this_sessions_settings(tmp_p
     with Gallery(path) as gallery:
         assert "ada" in gallery
     meta = _meta(path)
-    assert (meta["schema_version"], meta["tta"], meta["weights"]) == ("2", "flip", WEIGHTS)
+    assert (meta["schema_version"], meta["tta"], meta["weights"]) == ("3", "flip", WEIGHTS)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT engine, tta FROM templates").fetchall() == [(None, None)]  # unknown, not guessed
 
@@ -165,10 +166,10 @@ def test_the_command_line_chooses_the_engine_and_threads_for_every_process(tmp_p
     import sys
 
     photo = data_dir(*YOUNES)
+    cli = [sys.executable, "-c", "from facegate.cli import main; main()"]
     env = {k: v for k, v in os.environ.items() if k not in ("FACEGATE_ENGINE", "FACEGATE_ONNX_THREADS")}
     run = subprocess.run(
-        [sys.executable, "-c", "from facegate.cli import main; main()", "--engine", "dlib", "--threads", "2"]
-        + ["represent", str(photo)],
+        [*cli, "--engine", "dlib", "--threads", "2", "represent", str(photo)],
         capture_output=True,
         text=True,
         env=env,
@@ -177,7 +178,7 @@ def test_the_command_line_chooses_the_engine_and_threads_for_every_process(tmp_p
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert [(line["engine"], line["tta"]) for line in lines] == [("dlib", "flip")]
     models = subprocess.run(
-        [sys.executable, "-c", "from facegate.cli import main; main()", "--threads", "2", "models"],
+        [*cli, "--threads", "2", "models"],
         capture_output=True,
         text=True,
         env=env,

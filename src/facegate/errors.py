@@ -97,3 +97,32 @@ class PoorQualityError(FacegateError):
     def __init__(self, message: str, quality: dict | None = None) -> None:
         super().__init__(message)
         self.quality = quality or {}
+
+
+class GalleryUnavailableError(GalleryError):
+    """The gallery's file cannot be used right now (read-only, disk full, damaged, held too long by another
+    process): the gallery is unchanged, and the fault is not the request's."""
+
+
+class LockedOutError(FacegateError):
+    """Door checks for this name are locked after too many refusals in a row (throttling): no match was tried."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, name: str = "", until: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.until = until
+
+
+class UploadTooLargeError(FacegateError):
+    """A request's body is over the service's upload limit."""
+
+    exit_code = 4
+
+
+class ApiKeyNotFoundError(GalleryError, KeyError):
+    """No API key of that id is stored in the gallery."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

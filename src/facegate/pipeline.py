@@ -37,7 +37,9 @@ DEFAULT_MULTI_FACE: MultiFacePolicy = "main"
 MAIN_FACE_SPREAD = 0.15
 
 DEFAULT_MODEL = "dlib-resnet"
-DEFAULT_DETECTOR = "hog"
+#: HOG, and dlib's CNN (on ONNX Runtime) only for the images where HOG finds no face:
+#: no LFW image without a face, at HOG's cost on average (see bench/lfw_accuracy.py)
+DEFAULT_DETECTOR = "hog+cnn"
 #: average each face's embedding with its mirror image's (test-time augmentation):
 #: a second network pass, fewer errors on LFW (see bench/lfw_accuracy.py; richer
 #: augmentations bought nothing more, bench/tta_search.py)
@@ -74,7 +76,6 @@ class EmbeddingSettings:
 
     def to_dict(self) -> dict[str, str | None]:
         return {"model": self.model, "tta": self.tta, "engine": self.engine, "weights": self.weights}
-
 
 
 @dataclass(frozen=True)

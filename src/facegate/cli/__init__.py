@@ -15,6 +15,7 @@ from facegate.cli.evaluate import evaluate
 from facegate.cli.faces import COMMANDS as FACE_COMMANDS
 from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
+from facegate.cli.serve import COMMANDS as SERVICE_COMMANDS
 from facegate.cli.train import train
 from facegate.cli.train_faces import faces_command
 from facegate.models.engines import DEFAULT_ENGINE, ENGINE_ENV, ENGINES, THREADS_ENV
@@ -59,8 +60,10 @@ class FacegateGroup(click.Group):
     default=None,
     help=f"ONNX Runtime threads per process (default: ${THREADS_ENV}, else 1; worker processes add parallelism).",
 )
-def main(debug: bool, engine: str | None, threads: int | None) -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | None) -> None:
     """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
+    _record_changes_as(ctx.invoked_subcommand)
     # through the environment, so worker processes started later see the same choice
     for variable, value in ((ENGINE_ENV, engine), (THREADS_ENV, threads)):
         if value is not None:
@@ -69,8 +72,22 @@ def main(debug: bool, engine: str | None, threads: int | None) -> None:
 
 evaluate.add_command(oneshot_command)
 train.add_command(faces_command)
-for command in [*COMMANDS, *FACE_COMMANDS, evaluate, calibrate, train]:
+for command in [*COMMANDS, *FACE_COMMANDS, *SERVICE_COMMANDS, evaluate, calibrate, train]:
     main.add_command(command)
+
+
+def _record_changes_as(command: str | None) -> None:
+    """The audit log records this command's changes (enroll, rename, keys...) as made by it, from this account."""
+    import getpass
+    import socket
+
+    from facegate.gallery.audit import set_default_source
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else "?"
+    set_default_source(f"cli {command or ''}".strip(), client=f"{user}@{socket.gethostname()}")
 
 
 @main.command()

@@ -18,7 +18,7 @@ from facegate.errors import GalleryError
 from facegate.gallery import Gallery
 from facegate.images import IMAGE_SUFFIXES
 from facegate.models import MODELS, get_model
-from facegate.pipeline import DEFAULT_MODEL
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL
 from facegate.verification import verify
 
 
@@ -61,7 +61,7 @@ def store_options(f):
 
 def embed_options(f):
     """The store options plus the model and detector, for commands that embed photos."""
-    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)(f)
+    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)(f)
     f = click.option(
         "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
     )(f)
@@ -81,7 +81,7 @@ def gallery_options(f):
 def open_gallery(
     gallery_path: Path | None,
     model: str | None = None,
-    detector: str = "hog",
+    detector: str = DEFAULT_DETECTOR,
     threshold: float | None = None,
     fmr: float | None = None,
     fpir: float | None = None,
@@ -317,8 +317,8 @@ def _csv(result) -> dict:
 @click.command()
 @click.argument("photo_a", type=click.Path(dir_okay=False))
 @click.argument("photo_b", type=click.Path(dir_okay=False))
-@click.option("--model", type=click.Choice(MODELS.names()), default="dlib-resnet", show_default=True)
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default="hog", show_default=True)
+@click.option("--model", type=click.Choice(MODELS.names()), default=DEFAULT_MODEL, show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)
 @click.option("--metric", type=click.Choice(METRICS.names()), default=None, help="Default: the model's own.")
 @click.option("--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr.")
 @fmr_option

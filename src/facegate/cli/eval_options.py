@@ -13,7 +13,7 @@ import click
 from facegate.detection import DETECTORS
 from facegate.errors import FacegateError
 from facegate.evaluate.run import EmbedOptions
-from facegate.pipeline import DEFAULT_TTA
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,12 +56,15 @@ def system_options(multiple_models: bool = False) -> Callable[[F], F]:
                 "--model",
                 "models" if multiple_models else "model",
                 multiple=multiple_models,
-                default=("dlib-resnet",) if multiple_models else "dlib-resnet",
+                default=(DEFAULT_MODEL,) if multiple_models else DEFAULT_MODEL,
                 show_default=True,
                 help="embedding model" + (" (repeat to compare several on one ROC chart)" if multiple_models else ""),
             ),
             click.option(
-                "--detector", default="hog", show_default=True, help=f"face detector ({', '.join(DETECTORS.names())})"
+                "--detector",
+                default=DEFAULT_DETECTOR,
+                show_default=True,
+                help=f"face detector ({', '.join(DETECTORS.names())})",
             ),
             click.option("--metric", default=None, help="distance metric [default: the model's own]"),
             click.option(

@@ -92,7 +92,6 @@ class Detector(ABC):
                 return faces
         return []
 
-
     def find_coarse(self, image: np.ndarray) -> list[FacialArea]:
         """The faces of a large image found in a copy shrunk to :data:`COARSE_SIDE` pixels
         on its short side, boxes mapped back and landmarks found again at full size;

@@ -38,6 +38,7 @@ from facegate.decisions.quality import DEFAULT_GATE, QualityGate
 from facegate.decisions.scoring import Scoring
 from facegate.distances import get_metric
 from facegate.errors import GalleryError, InvalidNameError
+from facegate.gallery.audit import Event, default_source
 from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
@@ -154,13 +155,19 @@ class Gallery:
     def template_count(self) -> int:
         return len(self._index)
 
+    @property
+    def store(self) -> GalleryStore:
+        """The gallery's store: its SQLite file, audit log and API keys included."""
+        return self._store
+
     def _reload(self) -> None:
+        self._version = self._store.data_version()
+        self._people_version = self._store.people_version()
         owners, matrix, self._names = self._store.load_matrix()
         self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
         self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
         self._identification: OperatingPoint | None = None  # computed when first needed
-        self._version = self._store.data_version()
 
     # -- operating points ---------------------------------------------------------
     def door_point(self, name: str) -> OperatingPoint:
@@ -193,8 +200,12 @@ class Gallery:
         )
 
     def _sync(self) -> None:
-        if self._store.data_version() != self._version:
-            self._reload()
+        """Rebuild the index when another connection changed people or templates (not for an audit event)."""
+        version = self._store.data_version()
+        if version != self._version:
+            self._version = version
+            if self._store.people_version() != self._people_version:
+                self._reload()
 
     # -- enrollment ------------------------------------------------------------
     def _templates(self, photos: Sequence[ImageInput], multi_face: MultiFacePolicy) -> list[tuple[Face, str]]:
@@ -214,27 +225,39 @@ class Gallery:
         return [NewTemplate(f.embedding, sha, f.facial_area.to_dict(), f.engine, f.tta) for f, sha in faces]
 
     def enroll(
-        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE
+        self,
+        name: str,
+        photos: Sequence[ImageInput] | ImageInput,
+        multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
+        *,
+        event: Event | None = None,
     ) -> EnrollResult:
         """Enroll a new person from one or more photos, all or nothing.
 
         Every photo is embedded before anything is written, so one bad photo (no
-        face, not an image) raises and leaves the gallery exactly as it was.
+        face, not an image) raises and leaves the gallery exactly as it was. The
+        audit log records the enrolment in the same transaction; ``event`` says who
+        asked (endpoint, key label, client: see :class:`~facegate.gallery.audit.Event`).
         """
         name = check_name(name)
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
-        _, ids = self._store.add_person(name, self._new(faces))
+        _, ids = self._store.add_person(name, self._new(faces), _change(event, "enroll", name, faces))
         self._reload()
         return _enrolled(name, ids, faces)
 
     def add_photos(
-        self, name: str, photos: Sequence[ImageInput] | ImageInput, multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE
+        self,
+        name: str,
+        photos: Sequence[ImageInput] | ImageInput,
+        multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
+        *,
+        event: Event | None = None,
     ) -> EnrollResult:
-        """Add photos (templates) to an enrolled person, all or nothing."""
+        """Add photos (templates) to an enrolled person, all or nothing (with its audit event)."""
         name = check_name(name)
         self._store.person_id(name)  # an unknown person fails before any photo is embedded
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
-        _, ids = self._store.add_templates(name, self._new(faces))
+        _, ids = self._store.add_templates(name, self._new(faces), _change(event, "add_photos", name, faces))
         self._reload()
         return _enrolled(name, ids, faces)
 
@@ -269,9 +292,9 @@ class Gallery:
             templates = self._new(items)  # type: ignore[arg-type]
             try:
                 if name in self:
-                    self._store.add_templates(name, templates)
+                    self._store.add_templates(name, templates, _change(None, "add_photos", name, items))
                 else:
-                    self._store.add_person(name, templates)
+                    self._store.add_person(name, templates, _change(None, "enroll", name, items))
             except GalleryError as exc:
                 report.failed[name] = str(exc)
                 continue
@@ -300,17 +323,23 @@ class Gallery:
             if vectors.size == 0 or vectors.shape[-1] == 0:
                 raise GalleryError(f"no embeddings for {name!r}: a person needs at least one; nothing was stored")
             batch[check_name(name)] = [NewTemplate(v, k, {}) for v, k in zip(vectors, keys, strict=True)]
-        self._store.add_many(batch)
+        events = {
+            name: _change(None, "add_photos" if name in self else "enroll", name, detail={"templates": len(templates)})
+            for name, templates in batch.items()
+        }
+        self._store.add_many(batch, events)
         self._reload()
 
-    def remove(self, name: str) -> int:
+    def remove(self, name: str, *, event: Event | None = None) -> int:
         """Remove a person and all their templates; returns how many templates went."""
-        removed = self._store.remove_person(check_name(name))
+        name = check_name(name)
+        removed = self._store.remove_person(name, _change(event, "remove", name))
         self._reload()
         return removed
 
-    def rename(self, old: str, new: str) -> None:
-        self._store.rename_person(check_name(old), check_name(new))
+    def rename(self, old: str, new: str, *, event: Event | None = None) -> None:
+        old, new = check_name(old), check_name(new)
+        self._store.rename_person(old, new, _change(event, "rename", old, detail={"new_name": new}))
         self._reload()
 
     def people(self) -> list[PersonRecord]:
@@ -479,6 +508,21 @@ class Gallery:
             **decision_rates(point, score),
             identity=name,
         )
+
+
+def _change(
+    event: Event | None, kind: str, name: str, faces: Sequence[tuple[Face, str]] = (), detail: dict | None = None
+) -> Event:
+    """The audit event of a change to ``name``: who asked (``event``, else this process's default) and what was done."""
+    if faces:
+        detail = {"templates": len(faces), **(detail or {})}
+    return (event or default_source()).filled(
+        kind=kind,
+        outcome="done",
+        name=name,
+        photo_sha256=",".join(sha for _, sha in faces) or None,
+        detail={**(event.detail if event else {}), **(detail or {})},
+    )
 
 
 def _enrolled(name: str, ids: list[int], faces: list[tuple[Face, str]]) -> EnrollResult:

@@ -3,9 +3,15 @@
 Schema: ``meta`` (the model the gallery is built with and the settings its
 embeddings are made with: weights, test-time augmentation, engine), ``people``
 (unique names), ``templates`` (one row per enrolled photo: embedding, model, engine
-and augmentation that made it, source image SHA-256, face box). Every write method
-runs in one transaction: all of it lands or none. A version 1 file (before the
-settings were recorded) is upgraded in place when opened.
+and augmentation that made it, source image SHA-256, face box); since version 3 the
+service's tables too: ``events`` (the audit log, :mod:`facegate.gallery.audit`),
+``kept_photos`` (decision photos an operator chose to keep for a while),
+``api_keys`` (:mod:`facegate.gallery.keys`) and ``people_version`` (a counter that
+triggers raise on every change to people or templates, so a reader rebuilds its
+index only when they changed, not when an event was appended). Every write method
+runs in one transaction: all of it lands or none, its audit event included. Older
+files (version 1: before the settings were recorded; version 2: before the service's
+tables) are upgraded in place when opened.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from facegate.errors import (
     DuplicatePersonError,
     DuplicateTemplateError,
     GalleryError,
+    GalleryUnavailableError,
     ModelMismatchError,
     PersonNotFoundError,
 )
+from facegate.gallery.audit import Event, insert_event
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +58,50 @@ CREATE TABLE IF NOT EXISTS templates (
     UNIQUE (person_id, image_sha256)
 );
 CREATE INDEX IF NOT EXISTS templates_person ON templates(person_id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    name TEXT,
+    endpoint TEXT,
+    key_label TEXT,
+    client TEXT,
+    distance REAL,
+    threshold REAL,
+    operating_point TEXT,
+    photo_sha256 TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_name ON events(name, kind, id);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS kept_photos (
+    event_id INTEGER NOT NULL REFERENCES events(id),
+    position INTEGER NOT NULL,
+    photo BLOB NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (event_id, position)
+);
+CREATE INDEX IF NOT EXISTS kept_photos_expiry ON kept_photos(expires_at);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    role TEXT NOT NULL,
+    salt BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS people_version (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
 """
+
+#: every change to people or templates raises people_version (statements with ";" inside: run one by one)
+_TRIGGERS = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()} AFTER {op} ON {table} "
+    "BEGIN UPDATE people_version SET n = n + 1; END"
+    for table in ("people", "templates")
+    for op in ("INSERT", "UPDATE", "DELETE")
+]
 
 
 @dataclass(frozen=True)
@@ -83,7 +134,7 @@ def damage_as_gallery_error(path: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as exc:
-        raise GalleryError(f"cannot use the gallery {path}: {_advice(exc)}") from exc
+        raise GalleryUnavailableError(f"cannot use the gallery {path}: {_advice(exc)}") from exc
 
 
 def _advice(exc: sqlite3.DatabaseError) -> str:
@@ -150,20 +201,35 @@ class GalleryStore:
             if not memory:
                 self._db.execute("PRAGMA journal_mode = WAL")
             with self.transaction():  # BEGIN IMMEDIATE: concurrent creators take turns
-                for statement in _SCHEMA.strip().split(";"):
+                for statement in [*_SCHEMA.strip().split(";"), *_TRIGGERS]:
                     if statement.strip():
                         self._db.execute(statement)
                 self._upgrade()
                 self._init_meta(model, dim, dict(settings or {}), tuple(compared))
 
     def _upgrade(self) -> None:
-        """Bring a version 1 file to this schema: templates learn what made them (NULL: unknown)."""
+        """Bring an older file to this schema: templates learn what made them (NULL: unknown; version 1),
+        and the service's tables, created above, start empty (version 2)."""
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(templates)").fetchall()}
         added = [column for column in ("engine", "tta") if column not in columns]
         for column in added:
             self._db.execute(f"ALTER TABLE templates ADD COLUMN {column} TEXT")
-        if added:
+        if self._db.execute("SELECT 1 FROM people_version").fetchone() is None:
+            self._db.execute("INSERT INTO people_version (id, n) VALUES (0, 0)")
+        old = self._db.execute(
+            "SELECT 1 FROM meta WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?", (int(SCHEMA_VERSION),)
+        ).fetchone()
+        if old is not None:
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> GalleryStore:
+        """An existing gallery's store, with the model and size it records (no model is loaded):
+        for its keys and its audit log."""
+        meta = cls.stored_meta(path)
+        if not meta:
+            raise GalleryError(f"there is no gallery at {path}: enroll someone first, or check --gallery")
+        return cls(path, meta["model"], int(meta["dim"]), create=False)
 
     def _check_integrity(self) -> None:
         size = Path(self.path).stat().st_size
@@ -241,6 +307,22 @@ class GalleryStore:
         with damage_as_gallery_error(self.path):
             return int(self._db.execute("PRAGMA data_version").fetchone()[0])
 
+    def people_version(self) -> int:
+        """Raised by every committed change to people or templates (by any connection)."""
+        with damage_as_gallery_error(self.path):
+            return int(self._db.execute("SELECT n FROM people_version").fetchone()[0])
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for reads (SQLite's failures as GalleryError)."""
+        with damage_as_gallery_error(self.path):
+            yield self._db
+
+    def record(self, event: Event, photos: Sequence[bytes] = (), keep_days: float = 0) -> int:
+        """Append one event to the audit log, in its own transaction; returns its id."""
+        with self.transaction() as db:
+            return insert_event(db, event, photos, keep_days)
+
     def close(self) -> None:
         self._db.close()
 
@@ -277,19 +359,28 @@ class GalleryStore:
         return owners, matrix.copy(), names
 
     # -- writes (each one transaction) -------------------------------------
-    def add_person(self, name: str, templates: Sequence[NewTemplate]) -> tuple[int, list[int]]:
+    # ``event``: the audit event of the change, appended in the change's own transaction
+    def add_person(
+        self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
+    ) -> tuple[int, list[int]]:
         with self.transaction() as db:
             try:
                 cursor = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
             except sqlite3.IntegrityError:
                 raise DuplicatePersonError(f"{name!r} is already enrolled; add photos to them instead") from None
             person = int(cursor.lastrowid)
-            return person, self._insert_templates(db, person, name, templates)
+            ids = self._insert_templates(db, person, name, templates)
+            _log(db, event)
+            return person, ids
 
-    def add_templates(self, name: str, templates: Sequence[NewTemplate]) -> tuple[int, list[int]]:
+    def add_templates(
+        self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
+    ) -> tuple[int, list[int]]:
         with self.transaction() as db:
             person = self.person_id(name)
-            return person, self._insert_templates(db, person, name, templates)
+            ids = self._insert_templates(db, person, name, templates)
+            _log(db, event)
+            return person, ids
 
     def _insert_templates(
         self, db: sqlite3.Connection, person: int, name: str, templates: Sequence[NewTemplate]
@@ -314,8 +405,8 @@ class GalleryStore:
             ids.append(int(cursor.lastrowid))
         return ids
 
-    def add_many(self, people: dict[str, Sequence[NewTemplate]]) -> None:
-        """Add templates to many people (enrolling the new ones) in one transaction."""
+    def add_many(self, people: dict[str, Sequence[NewTemplate]], events: Mapping[str, Event] | None = None) -> None:
+        """Add templates to many people (enrolling the new ones) in one transaction (with each person's event)."""
         empty = [name for name, templates in people.items() if not templates]
         if empty:
             raise GalleryError(f"no templates for {empty[0]!r}: a person needs at least one; nothing was stored")
@@ -327,19 +418,30 @@ class GalleryStore:
                     cursor = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
                     person = int(cursor.lastrowid)
                 self._insert_templates(db, person, name, templates)
+                _log(db, (events or {}).get(name))
 
-    def remove_person(self, name: str) -> int:
+    def remove_person(self, name: str, event: Event | None = None) -> int:
         with self.transaction() as db:
             person = self.person_id(name)
             removed = db.execute("DELETE FROM templates WHERE person_id = ?", (person,)).rowcount
             db.execute("DELETE FROM people WHERE id = ?", (person,))
+            _log(db, event, detail={"templates_removed": int(removed)})
             return int(removed)
 
-    def rename_person(self, old: str, new: str) -> int:
+    def rename_person(self, old: str, new: str, event: Event | None = None) -> int:
         with self.transaction() as db:
             person = self.person_id(old)
             try:
                 db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person))
             except sqlite3.IntegrityError:
                 raise DuplicatePersonError(f"{new!r} is already enrolled") from None
+            _log(db, event)
             return person
+
+
+def _log(db: sqlite3.Connection, event: Event | None, **extra) -> None:
+    """Append a change's event inside its transaction (``extra``: what only the transaction knows)."""
+    if event is not None:
+        if "detail" in extra:
+            extra["detail"] = {**event.detail, **extra["detail"]}
+        insert_event(db, event.filled(**extra) if extra else event)

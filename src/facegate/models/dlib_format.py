@@ -1,8 +1,13 @@
 """A reader for dlib's binary serialization of its DNNs, in numpy: no dlib needed.
 
-It reads ``dlib_face_recognition_resnet_model_v1.dat`` (shipped by the
-``face_recognition_models`` package) into its layers, in forward order, so the same
-network can run on an optimised runtime (:mod:`facegate.models.onnx_export`).
+It reads ``dlib_face_recognition_resnet_model_v1.dat`` and ``mmod_human_face_detector.dat``
+(both shipped by the ``face_recognition_models`` package) into their layers, in forward
+order, so the same networks can run on an optimised runtime
+(:mod:`facegate.models.onnx_export`, :mod:`facegate.detection.mmod_onnx`). For the MMOD
+detector that includes its loss layer's options (detector windows, thresholds, the
+non-max-suppression overlap tester) and its input layer's pyramid settings; its
+batch-norm layers are stored as ``bn_con2`` and are converted to ``affine`` on reading,
+as dlib's ``affine_`` deserializer does.
 
 The format, as dlib's ``serialize.h`` and ``dnn/*.h`` write it:
 
@@ -62,6 +67,10 @@ class Reader:
             raise DlibFormatError(f"bad integer control byte 0x{ctrl:02x} at {self.pos - 1}")
         v = int.from_bytes(bytes(self._take(n)), "little") if n else 0
         return -v if ctrl & 0x80 else v
+
+    # char / unsigned char (uint8_t): one raw byte
+    def byte(self):
+        return self._take(1)[0]
 
     # bool: one ASCII byte '1' or '0'
     def bool(self):
@@ -158,7 +167,48 @@ def _read_loss(r: Reader):
         return {"type": "loss_metric", "version": ver, "margin": r.float32(), "dist_thresh": r.float32()}
     if ver == "loss_metric_":
         return {"type": "loss_metric", "version": ver, "margin": 0.1, "dist_thresh": 0.75}
+    if ver == "loss_mmod_":
+        return {"type": "loss_mmod", "version": ver, **_read_mmod_options(r)}
     raise DlibFormatError(f"unsupported loss layer {ver!r}")
+
+
+def _read_overlap_tester(r: Reader) -> dict:
+    # test_box_overlap: double iou_thresh, double percent_covered_thresh (dlib's "iou" divides the
+    # intersection by the area of the two boxes' bounding box, not of their union)
+    return {"iou_thresh": r.double(), "percent_covered_thresh": r.double()}
+
+
+def _read_mmod_options(r: Reader) -> dict:
+    """dlib's ``mmod_options`` (versions 1 to 4), as ``loss_mmod_`` writes them after its name.
+
+    version; detector windows (v1: one width and height; v2+: a vector of
+    {version 1|2, width, height, [v2: label]}); loss_per_false_alarm, loss_per_missed_target,
+    truth_match_iou_threshold (doubles); overlaps_nms, overlaps_ignore (test_box_overlap);
+    v3+: assume_image_pyramid (a raw uint8 byte, 1 = yes); v4+: use_bounding_box_regression (bool),
+    bbr_lambda (double).
+    """
+    version = r.int()
+    if not 1 <= version <= 4:
+        raise DlibFormatError(f"unknown mmod_options version {version}")
+    if version == 1:
+        windows = [{"width": r.int(), "height": r.int(), "label": ""}]
+    else:
+        windows = []
+        for _ in range(r.int()):
+            wv = r.int()
+            if wv not in (1, 2):
+                raise DlibFormatError(f"unknown detector_window_details version {wv}")
+            window = {"width": r.int(), "height": r.int()}
+            window["label"] = r.string() if wv == 2 else ""
+            windows.append(window)
+    options = {"options_version": version, "detector_windows": windows}
+    _fields(options, r.double, "loss_per_false_alarm", "loss_per_missed_target", "truth_match_iou_threshold")
+    options["overlaps_nms"] = _read_overlap_tester(r)
+    options["overlaps_ignore"] = _read_overlap_tester(r)
+    options["assume_image_pyramid"] = bool(r.byte()) if version >= 3 else True
+    options["use_bounding_box_regression"] = r.bool() if version >= 4 else False
+    options["bbr_lambda"] = r.double() if version >= 4 else 100.0
+    return options
 
 
 def _read_input(r: Reader):
@@ -182,6 +232,15 @@ def _read_input(r: Reader):
             "avg_green": r.float32(),
             "avg_blue": r.float32(),
         }
+    if ver in ("input_rgb_image_pyramid", "input_rgb_image_pyramid2"):
+        # the pyramid type (pyramid_down<N>) is a template parameter: not in the file
+        d = {"type": "input_rgb_image_pyramid", "version": ver}
+        _fields(d, r.float32, "avg_red", "avg_green", "avg_blue")
+        if ver == "input_rgb_image_pyramid2":
+            _fields(d, r.int, "pyramid_padding", "pyramid_outer_padding")
+        else:  # dlib's defaults for the files written before the padding was saved
+            d["pyramid_padding"], d["pyramid_outer_padding"] = 10, 11
+        return d
     raise DlibFormatError(f"unsupported input layer {ver!r}")
 
 
@@ -233,6 +292,8 @@ def _read_details(r: Reader):
             "gamma": p[:ng].reshape(g),
             "beta": p[ng : ng + int(np.prod(b))].reshape(b),
         }
+    if ver in ("bn_con2", "bn_fc2"):
+        return _read_batch_norm(r, ver)
     if ver == "relu_":
         return {"type": "relu", "version": ver}
     if ver in ("max_pool_2", "avg_pool_2"):
@@ -261,6 +322,39 @@ def _read_details(r: Reader):
         return d
     r.pos = start
     raise DlibFormatError(f"unsupported layer details {ver!r} at {start}")
+
+
+def _read_batch_norm(r: Reader, ver: str) -> dict:
+    """A ``bn_`` layer, returned as the ``affine`` layer dlib turns it into for inference.
+
+    bn_: params (gamma then beta), gamma and beta (alias tensors), means, invstds,
+    running_means, running_variances (tensors), num_updates, running_stats_window_size,
+    the four multipliers and eps (doubles). dlib's ``affine_(const bn_&)`` makes
+    gamma' = gamma / sqrt(running_variance + eps) and beta' = beta - gamma' * running_mean,
+    in float32, as here.
+    """
+    params = r.tensor().reshape(-1)
+    g, b = r.alias_tensor(), r.alias_tensor()
+    stats = {name: r.tensor().reshape(-1) for name in ("means", "invstds", "running_means", "running_variances")}
+    _fields(stats, r.int, "num_updates", "running_stats_window_size")
+    _fields(stats, r.double, *MULTIPLIERS, "eps")
+    ng, nb = int(np.prod(g)), int(np.prod(b))
+    if ng + nb != params.size or stats["running_means"].size != ng or stats["running_variances"].size != ng:
+        raise DlibFormatError(f"{ver} params size mismatch")
+    gamma, beta = params[:ng], params[ng : ng + nb]
+    eps = np.float32(stats["eps"])
+    scale = (gamma / np.sqrt(stats["running_variances"] + eps)).astype(np.float32)
+    shift = (beta - scale * stats["running_means"]).astype(np.float32)
+    return {
+        "type": "affine",
+        "version": ver,
+        "gamma_shape": g,
+        "beta_shape": b,
+        "mode": "CONV_MODE" if ver == "bn_con2" else "FC_MODE",
+        "gamma": scale.reshape(g),
+        "beta": shift.reshape(b),
+        "batch_norm": {"gamma": gamma.reshape(g), "beta": beta.reshape(b), **stats},
+    }
 
 
 # --------------------------------------------------------------------------------------

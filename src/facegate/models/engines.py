@@ -21,6 +21,7 @@ import os
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -128,18 +129,30 @@ def source_digest() -> str:
 
 def converted_model(directory: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
     """The ONNX file of dlib's face ResNet, converting it on first use, and how it was made."""
-    source = model_file(SOURCE)
-    digest = source_digest()
+
+    def build(source: Path) -> bytes:
+        from facegate.models.dlib_format import load_network
+        from facegate.models.onnx_export import build_model
+
+        return build_model(load_network(source)).SerializeToString()
+
+    return cached_conversion(model_file(SOURCE), build, directory, digest=source_digest())
+
+
+def cached_conversion(
+    source: Path, build: Callable[[Path], bytes], directory: str | Path | None = None, digest: str | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """``build(source)`` saved as ``<stem>-<sha256[:16]>.onnx`` in :func:`cache_dir` (or
+    ``directory``), made once; beside it a ``.json`` records the source, its SHA-256 and
+    ``conversion_seconds``. An unwritable default cache falls back to the temporary folder."""
+    digest = digest or file_sha256(source)
     folder = Path(directory) if directory is not None else cache_dir()
     target = folder / f"{source.stem}-{digest[:16]}.onnx"
     notes = target.with_suffix(".json")
     if target.is_file() and notes.is_file():
         return target, json.loads(notes.read_text(encoding="utf-8"))
-    from facegate.models.dlib_format import load_network
-    from facegate.models.onnx_export import build_model
-
     start = time.perf_counter()
-    graph = build_model(load_network(source)).SerializeToString()
+    graph = build(source)
     seconds = round(time.perf_counter() - start, 2)
     info = {"source": str(source), "source_sha256": digest, "conversion_seconds": seconds}
     try:
