@@ -36,11 +36,15 @@ format: $(STAMP)
 
 # Benchmarks print the tables of the README; embeddings are cached under runs/cache.
 bench: $(STAMP)
-	$(BIN)/python bench/lfw_accuracy.py --cache runs/cache
+	$(BIN)/python bench/lfw_accuracy.py --cache runs/cache --cost-images 100
+	$(BIN)/python bench/tta_search.py --cache runs/cache
 	$(BIN)/python bench/decisions.py --cache runs/cache
-	$(BIN)/python bench/speed.py
+	$(BIN)/python bench/stages.py --images 200
+	$(BIN)/python bench/detectors.py --images 60
+	$(BIN)/python bench/speed.py --images 300
 	$(BIN)/python -m pip install --quiet --no-deps face_recognition
-	$(BIN)/python bench/vs_face_recognition.py
+	$(BIN)/python bench/vs_face_recognition.py --accuracy
+	$(BIN)/python bench/service.py
 	$(BIN)/python bench/evaluate_report.py --out runs/bench --cache runs/cache
 	$(BIN)/python bench/nn4small2_speed.py
 	$(BIN)/python bench/orl_finetune.py

@@ -24,6 +24,7 @@ import numpy as np
 import facegate
 from facegate.datasets.lfw import pair_images, read_pairs
 from facegate.gallery import Gallery
+from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA, tta_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,8 +47,8 @@ def pipeline_speed(paths: list[Path]) -> None:
     many = time.perf_counter() - start
     n = len(paths)
     print(
-        f"\n## detect + align + embed, {n} LFW images, {os.cpu_count()} cores"
-        " (default pipeline: dlib-resnet, hog, flip TTA)\n"
+        f"\n## detect + align + embed, {n} LFW images, {os.cpu_count()} cores (default pipeline: "
+        f"{DEFAULT_MODEL}, {DEFAULT_DETECTOR}, {tta_name(DEFAULT_TTA)} TTA)\n"
     )
     print("| mode | images/s | ms/image | speed-up |")
     print("|---|---:|---:|---:|")

@@ -36,7 +36,7 @@ def test_people(bench, lfw_dev_test, embedding_cache):
 
 
 def test_verification_at_fmr_1e3_on_the_test_people(bench, test_people):
-    assert len(test_people.labels) == 1549 and int((~test_people.ok).sum()) == 2
+    assert len(test_people.labels) == 1549 and int((~test_people.ok).sum()) == 0  # the CNN fallback finds every face
     scoring = scoring_for("dlib-resnet", "euclidean")
     assert scoring.kind == "asnorm"
     scores, same = bench.all_pairs(test_people, bench.Scorer("euclidean", scoring.norm))
@@ -44,7 +44,7 @@ def test_verification_at_fmr_1e3_on_the_test_people(bench, test_people):
     fmr, fnmr = bench.rates(scores, same, verification_point(scoring, fmr=1e-3).threshold)
     print(f"measured FMR {fmr:.5f}, FNMR {fnmr:.4f}")
     assert fmr == pytest.approx(1e-3, rel=0.5)  # the target holds on people never seen
-    assert fnmr == pytest.approx(0.0417, abs=0.002)  # the README's figure (41 of 983)
+    assert fnmr == pytest.approx(0.0397, abs=0.002)  # the README's figure (39 of 983)
 
 
 def test_identification_fpir_holds_at_the_size_aware_threshold(bench, test_people):
@@ -62,6 +62,6 @@ def test_plain_distance_misses_more_than_asnorm(bench, test_people):
         scoring = scoring_for("dlib-resnet", "euclidean", normalise=normalise)
         scores, same = bench.all_pairs(test_people, bench.Scorer("euclidean", scoring.norm))
         results[normalise] = bench.rates(scores, same, verification_point(scoring, fmr=1e-3).threshold)[1]
-    assert results[False] == pytest.approx(0.0549, abs=0.002)
+    assert results[False] == pytest.approx(0.0519, abs=0.002)
     assert results[True] < results[False] - 0.01
     assert np.isfinite(list(results.values())).all()

@@ -67,7 +67,7 @@ def test_verify_never_matches_without_a_face():
         facegate.verify(solid((200, 0, 0)), solid((0, 0, 0)), "mean-colour", "flat", threshold=10.0)
 
 
-def test_workers_detect_and_this_process_embeds_the_same_faces_as_one_at_a_time():
+def test_worker_processes_embed_the_same_faces_as_one_at_a_time():
     from tests.conftest import data_dir
 
     photos = sorted((data_dir("lfw", "images")).glob("A*/*.jpg"))[:10]

@@ -47,16 +47,20 @@ fpir_option = click.option(
 )
 
 
-def store_options(f):
-    """--gallery and --json: what every gallery command takes."""
-    f = click.option(
+def gallery_option(f):
+    """--gallery: the gallery file a command works on."""
+    return click.option(
         "--gallery",
         "gallery_path",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
         help="Gallery file [default: $FACEGATE_GALLERY or ~/.local/share/facegate/gallery.sqlite].",
     )(f)
-    return json_option(f)
+
+
+def store_options(f):
+    """--gallery and --json: what every gallery command takes."""
+    return json_option(gallery_option(f))
 
 
 def embed_options(f):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from facegate.cli.core import default_gallery, fmr_option, fpir_option, open_gallery
+from facegate.cli.core import default_gallery, fmr_option, fpir_option, gallery_option, open_gallery
 from facegate.cli.output import emit, errors_to_exit, json_option
 from facegate.detection import DETECTORS
 from facegate.gallery.audit import EventQuery, query_events
@@ -25,16 +25,6 @@ from facegate.pipeline import DEFAULT_DETECTOR
 
 #: exit code of a missing optional dependency (as for a model that cannot run here)
 EXIT_MISSING = 6
-
-
-def gallery_option(f):
-    return click.option(
-        "--gallery",
-        "gallery_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Gallery file [default: $FACEGATE_GALLERY or ~/.local/share/facegate/gallery.sqlite].",
-    )(f)
 
 
 def _store(gallery_path: Path | None) -> GalleryStore:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,9 +49,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from facegate.errors import ModelUnavailableError
 from facegate.models.dlib_format import DlibFormatError, load_network
-from facegate.models.engines import THREADS_ENV, OnnxSession, cached_conversion
+from facegate.models.engines import OnnxSession, cached_conversion, onnx_threads
 from facegate.resources import model_file
 
 log = logging.getLogger("facegate")
@@ -489,10 +487,7 @@ class MmodOnnxDetector:
     """
 
     def __init__(self, threads: int | None = None, cache_dir: str | Path | None = None) -> None:
-        env = os.environ.get(THREADS_ENV)
-        self.threads = int(threads if threads is not None else env or 1)
-        if self.threads < 1:
-            raise ModelUnavailableError(f"ONNX Runtime needs at least one thread, got {self.threads}")
+        self.threads = onnx_threads(threads)
         self.path, self.conversion = converted_model(cache_dir)
         self.net = load_net()
         self._session = OnnxSession(self.path, self.threads)

@@ -37,7 +37,7 @@ from facegate.alignment_arcface import arcface_chip
 from facegate.detection.base import FacialArea
 from facegate.errors import ModelUnavailableError
 from facegate.models.base import EmbeddingModel, as_chip
-from facegate.models.engines import THREADS_ENV, OnnxSession
+from facegate.models.engines import OnnxSession, onnx_threads
 from facegate.models.registry import MODELS
 from facegate.resources import file_sha256
 
@@ -135,9 +135,7 @@ class ArcFaceOnnx(EmbeddingModel):
         batch_size: int | str = 32,
     ) -> None:
         self.weights = self.find(weights)
-        self.threads = int(threads if threads not in (None, "") else os.environ.get(THREADS_ENV) or 1)
-        if self.threads < 1:
-            raise ModelUnavailableError(f"ONNX Runtime needs at least one thread, got {self.threads}")
+        self.threads = onnx_threads(threads)
         self.batch_size = max(1, int(batch_size))
         self._session = OnnxSession(self.weights, self.threads)
         session = self._run()

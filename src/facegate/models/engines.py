@@ -78,10 +78,7 @@ class OnnxEngine(Engine):
     name = "onnx"
 
     def __init__(self, threads: int | None = None, cache_dir: str | Path | None = None) -> None:
-        env = os.environ.get(THREADS_ENV)
-        self.threads = int(threads if threads is not None else env or 1)
-        if self.threads < 1:
-            raise ModelUnavailableError(f"ONNX Runtime needs at least one thread, got {self.threads}")
+        self.threads = onnx_threads(threads)
         self.path, self.conversion = converted_model(cache_dir)
         self._session = OnnxSession(self.path, self.threads)
 
@@ -91,6 +88,14 @@ class OnnxEngine(Engine):
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name, "threads": self.threads, "model": str(self.path), **self.conversion}
+
+
+def onnx_threads(threads: int | str | None = None) -> int:
+    """ONNX Runtime threads per process: ``threads``, else ``$FACEGATE_ONNX_THREADS``, else 1."""
+    chosen = int(threads if threads not in (None, "") else os.environ.get(THREADS_ENV) or 1)
+    if chosen < 1:
+        raise ModelUnavailableError(f"ONNX Runtime needs at least one thread, got {chosen}")
+    return chosen
 
 
 class OnnxSession:
