@@ -233,7 +233,9 @@ def test_the_cnn_detector_gives_the_same_faces_on_both_engines():
         np.testing.assert_allclose(a.landmarks, b.landmarks)
 
 
-def test_onnx_threads_env_is_the_resnets():
+def test_the_detector_takes_its_threads_as_the_resnet_does(monkeypatch):
     from facegate.models.engines import THREADS_ENV
 
-    assert mmod_onnx.THREADS_ENV == THREADS_ENV
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert mmod_onnx.MmodOnnxDetector().threads == 2
+    assert mmod_onnx.MmodOnnxDetector(threads=1).threads == 1
