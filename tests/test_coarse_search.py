@@ -42,3 +42,28 @@ def test_every_face_of_a_large_group_photo_is_found_either_way():
     quick = detect_faces(image)
     thorough = detect_faces(image, thorough=True)
     assert len(quick) == len(thorough) == 3
+
+
+def test_automatic_upsampling_stops_at_its_pixel_budget():
+    from facegate.detection.base import AUTO_UPSAMPLE_PIXELS, auto_upsample
+
+    assert auto_upsample(np.zeros((100, 100, 3), np.uint8)) == [0, 1, 2]
+    assert auto_upsample(np.zeros((250, 250, 3), np.uint8)) == [0, 1]
+    assert auto_upsample(np.zeros((720, 720, 3), np.uint8)) == [0, 1]  # 2.07 MP doubled
+    assert 720 * 720 * 4 <= AUTO_UPSAMPLE_PIXELS < 720 * 1280 * 4
+    assert auto_upsample(np.zeros((720, 1280, 3), np.uint8)) == [0]
+
+
+def test_the_cnn_fallback_searches_a_large_photo_without_a_face_only_shrunk(monkeypatch):
+    from facegate.detection.detectors import CnnDetector
+
+    seen: list[tuple[int, int]] = []
+
+    def record(self, image, upsample=0):
+        seen.append((image.shape[0] * 2**upsample, image.shape[1] * 2**upsample))
+        return []
+
+    monkeypatch.setattr(CnnDetector, "detect", record)
+    empty = np.full((1080, 1920, 3), 120, np.uint8)
+    assert detect_faces(empty, "hog+cnn") == []
+    assert seen == [(COARSE_SIDE, 1137)]  # the 640 px copy, once; never the 2 MP photo, never upsampled

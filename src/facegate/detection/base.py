@@ -155,10 +155,15 @@ def auto_upsample(image: np.ndarray) -> list[int]:
 
     A face must be about 80 px wide for dlib's HOG window; small images get a second
     (and, when tiny, a third) search at double and quadruple size.
+    Levels above 0 stop where the upsampled image would pass
+    :data:`AUTO_UPSAMPLE_PIXELS`: a face under 80 px in a photo that large is too
+    small to decide on, and searching for it costs seconds when there is no face.
     """
     short_side = min(image.shape[:2])
-    if short_side <= 160:
-        return [0, 1, 2]
-    if short_side <= 1200:
-        return [0, 1]
-    return [0]
+    levels = [0, 1, 2] if short_side <= 160 else [0, 1]
+    pixels = image.shape[0] * image.shape[1]
+    return [level for level in levels if level == 0 or pixels * 4**level <= AUTO_UPSAMPLE_PIXELS]
+
+
+#: the most pixels an automatic upsampling level may search (a 720x720 photo doubled)
+AUTO_UPSAMPLE_PIXELS = 2_100_000

@@ -7,7 +7,7 @@ from functools import cache
 
 import numpy as np
 
-from facegate.detection.base import Detector, FacialArea
+from facegate.detection.base import COARSE_FACTOR, COARSE_SIDE, Detector, FacialArea
 from facegate.detection.landmarks import clip_box, five_points
 from facegate.errors import UnknownNameError
 from facegate.registry import Registry
@@ -146,6 +146,10 @@ class FallbackDetector(Detector):
 
     Each detector gets its whole search (every upsampling level) before the next
     one is tried, so the slow detectors run only where the fast ones found nothing.
+    A later detector searches a large image only shrunk (:meth:`Detector.find_coarse`):
+    it is there for the poses and lighting the first one misses, not for faces too
+    small for it, and a photo without any face then costs a fraction of a second
+    instead of several seconds.
     """
 
     def __init__(self, *names: str) -> None:
@@ -154,9 +158,15 @@ class FallbackDetector(Detector):
     def detect(self, image: np.ndarray, upsample: int = 0) -> list[FacialArea]:
         return self.find(image, upsample)
 
+    def find_coarse(self, image: np.ndarray) -> list[FacialArea]:
+        """The first detector's shrunk search (the later ones search shrunk in :meth:`find`)."""
+        return get_detector(self.names[0]).find_coarse(image)
+
     def find(self, image: np.ndarray, upsample: int | None = None) -> list[FacialArea]:
-        for name in self.names:
-            faces = get_detector(name).find(image, upsample)
+        for i, name in enumerate(self.names):
+            detector = get_detector(name)
+            later = i > 0 and upsample is None and min(image.shape[:2]) >= COARSE_FACTOR * COARSE_SIDE
+            faces = detector.find_coarse(image) if later else detector.find(image, upsample)
             if faces:
                 return faces
         return []
