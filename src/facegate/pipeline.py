@@ -33,7 +33,8 @@ MultiFacePolicy = Literal["main", "largest", "all", "error"]
 DEFAULT_MULTI_FACE: MultiFacePolicy = "main"
 #: how fast a face loses prominence away from the image's centre: its area is weighted
 #: by a Gaussian of its distance from the centre, with this standard deviation as a
-#: share of the image's diagonal (chosen on LFW pairsDevTrain, bench/tta_search.py)
+#: share of the image's diagonal (chosen on LFW pairsDevTrain among 0.1 to 0.5, where
+#: 0.1 and 0.15 tie; bench/lfw_accuracy.py sets it beside the largest face)
 MAIN_FACE_SPREAD = 0.15
 
 DEFAULT_MODEL = "dlib-resnet"
@@ -186,7 +187,7 @@ Found = list[tuple[FacialArea, np.ndarray, int]] | FacegateError
 
 
 def _detect_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[Found]:
-    """Decode, detect and align every image of a chunk (the part worker processes run)."""
+    """Decode, detect and align every image of a chunk."""
     model = get_model(job.model_name)
     found: list[Found] = []
     for img, label in chunk:
