@@ -126,3 +126,9 @@ class ApiKeyNotFoundError(GalleryError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class StreamError(FacegateError):
+    """A video source (webcam, file, network stream) cannot be opened, or was lost and could not be reopened."""
+
+    exit_code = 8

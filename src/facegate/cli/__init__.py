@@ -13,6 +13,7 @@ from facegate.cli.calibrate import calibrate
 from facegate.cli.core import COMMANDS
 from facegate.cli.evaluate import evaluate
 from facegate.cli.faces import COMMANDS as FACE_COMMANDS
+from facegate.cli.live import COMMANDS as LIVE_COMMANDS
 from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
 from facegate.cli.serve import COMMANDS as SERVICE_COMMANDS
@@ -72,7 +73,7 @@ def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | Non
 
 evaluate.add_command(oneshot_command)
 train.add_command(faces_command)
-for command in [*COMMANDS, *FACE_COMMANDS, *SERVICE_COMMANDS, evaluate, calibrate, train]:
+for command in [*COMMANDS, *FACE_COMMANDS, *LIVE_COMMANDS, *SERVICE_COMMANDS, evaluate, calibrate, train]:
     main.add_command(command)
 
 

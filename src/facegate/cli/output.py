@@ -4,7 +4,8 @@ Exit codes: 0 yes (door opens, person identified, same person, command done);
 1 a clear "no" (door stays shut, not in the database, different people, some
 photos failed); 2 usage error; 3 no face / too many faces; 4 unreadable image;
 5 gallery error (unknown or duplicate person, other model); 6 model unavailable;
-7 try again (the face is too small, turned or blurred to decide on); 70 an
+7 try again (the face is too small, turned or blurred to decide on); 8 a video
+source that cannot be opened or was lost (``facegate watch``); 70 an
 unexpected error (a bug: never a "no").
 """
 
