@@ -360,3 +360,24 @@ def test_one_bad_file_never_stops_a_batch(tmp_path):
     report = json.loads(run.stdout)
     assert report["enrolled"] == {"red": 1} and "InvalidImageError" not in report["failed"]["green"]
     assert "not an image in a supported format" in report["failed"]["green"]
+
+
+def test_opening_is_tried_again_when_sqlite_answers_locked_at_once(tmp_path, monkeypatch):
+    """SQLite returns "locked" without waiting where waiting could deadlock (several processes creating one
+    file, one of them switching it to WAL): opening is idempotent, so the store opens again."""
+    from facegate.errors import GalleryUnavailableError
+    from facegate.gallery.store import GalleryStore
+
+    real, calls = GalleryStore._open, []
+
+    def flaky(self, *args):
+        calls.append(1)
+        if len(calls) <= 2:
+            self._db = sqlite3.connect(":memory:")
+            raise GalleryUnavailableError("cannot use the gallery: database is locked (another process ...)")
+        return real(self, *args)
+
+    monkeypatch.setattr(GalleryStore, "_open", flaky)
+    store = GalleryStore(tmp_path / "g.sqlite", "mean-colour", 3)
+    assert len(calls) == 3 and store.people() == []
+    store.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,6 +127,8 @@ class PersonRecord:
 
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000
+#: how many times opening is tried when SQLite answers "locked" without waiting
+OPEN_ATTEMPTS = 20
 
 
 @contextmanager
@@ -193,19 +196,39 @@ class GalleryStore:
         if not memory:
             _check_parent(Path(self.path))
         with damage_as_gallery_error(self.path):
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for attempt in range(OPEN_ATTEMPTS):
+                start = time.monotonic()
+                try:
+                    self._open(existed, memory, model, dim, dict(settings or {}), tuple(compared))
+                    break
+                except GalleryUnavailableError as exc:
+                    # SQLite answers "locked" at once, without waiting, where waiting could deadlock: while
+                    # several processes create one new file, one may still be switching it to WAL. Opening
+                    # is idempotent, so open again; a lock held past the busy timeout is not retried.
+                    self._db.close()
+                    at_once = time.monotonic() - start < 1.0
+                    if "locked" not in str(exc) or not at_once or attempt == OPEN_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
+                    existed = existed or Path(self.path).is_file()
+
+    def _open(
+        self, existed: bool, memory: bool, model: str, dim: int, settings: dict, compared: tuple[str, ...]
+    ) -> None:
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        with damage_as_gallery_error(self.path):
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # first: the next pragmas may wait
             self._db.execute("PRAGMA foreign_keys = ON")
             if existed and not memory:
                 self._check_integrity()
             if not memory:
                 self._db.execute("PRAGMA journal_mode = WAL")
-            with self.transaction():  # BEGIN IMMEDIATE: concurrent creators take turns
-                for statement in [*_SCHEMA.strip().split(";"), *_TRIGGERS]:
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._upgrade()
-                self._init_meta(model, dim, dict(settings or {}), tuple(compared))
+        with self.transaction():  # BEGIN IMMEDIATE: concurrent creators take turns
+            for statement in [*_SCHEMA.strip().split(";"), *_TRIGGERS]:
+                if statement.strip():
+                    self._db.execute(statement)
+            self._upgrade()
+            self._init_meta(model, dim, settings, compared)
 
     def _upgrade(self) -> None:
         """Bring an older file to this schema: templates learn what made them (NULL: unknown; version 1),
