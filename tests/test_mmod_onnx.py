@@ -231,11 +231,3 @@ def test_the_cnn_detector_gives_the_same_faces_on_both_engines():
         assert (a.x, a.y, a.w, a.h) == (b.x, b.y, b.w, b.h)
         assert abs(a.confidence - b.confidence) < CONFIDENCE_TOLERANCE
         np.testing.assert_allclose(a.landmarks, b.landmarks)
-
-
-def test_the_detector_takes_its_threads_as_the_resnet_does(monkeypatch):
-    from facegate.models.engines import THREADS_ENV
-
-    monkeypatch.setenv(THREADS_ENV, "2")
-    assert mmod_onnx.MmodOnnxDetector().threads == 2
-    assert mmod_onnx.MmodOnnxDetector(threads=1).threads == 1

@@ -19,9 +19,13 @@ from facegate.cli.output import emit, errors_to_exit, json_option
 from facegate.detection import DETECTORS
 from facegate.gallery.audit import EventQuery, query_events
 from facegate.gallery.keys import ROLES, active_keys, create_key, list_keys, revoke_key
-from facegate.gallery.lockout import unlock
+from facegate.gallery.lockout import LockoutPolicy, unlock
 from facegate.gallery.store import GalleryStore
-from facegate.pipeline import DEFAULT_DETECTOR
+from facegate.service.settings import ServeSettings  # plain dataclasses: no FastAPI imported
+
+#: the service's defaults, each defined once in its settings
+DEFAULTS = ServeSettings(gallery="")
+LOCKOUT = LockoutPolicy()
 
 #: exit code of a missing optional dependency (as for a model that cannot run here)
 EXIT_MISSING = 6
@@ -35,25 +39,25 @@ def _store(gallery_path: Path | None) -> GalleryStore:
 @gallery_option
 @click.option(
     "--host",
-    default="127.0.0.1",
+    default=DEFAULTS.host,
     show_default=True,
     help="Address to listen on (one reachable from other machines needs at least one API key).",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULTS.port, show_default=True)
 @click.option(
     "--workers",
     type=click.IntRange(1),
-    default=1,
+    default=DEFAULTS.workers,
     show_default=True,
     help="Worker processes (each loads the model once; one per CPU core uses them all).",
 )
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)
+@click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULTS.detector, show_default=True)
 @fmr_option
 @fpir_option
 @click.option(
     "--max-upload-mb",
     type=click.FloatRange(min=0.001),
-    default=10.0,
+    default=DEFAULTS.max_upload_mb,
     show_default=True,
     help="Largest request body accepted (413 above it).",
 )
@@ -61,21 +65,21 @@ def _store(gallery_path: Path | None) -> GalleryStore:
     "--keep-photos",
     "keep_photos",
     type=click.FloatRange(min=0),
-    default=0,
+    default=DEFAULTS.keep_photos_days,
     metavar="DAYS",
     help="Keep each decision's photos this many days in the gallery (default 0: only their SHA-256).",
 )
 @click.option(
     "--lockout-attempts",
     type=click.IntRange(1),
-    default=3,
+    default=LOCKOUT.attempts,
     show_default=True,
     help="Refused door checks in a row for one name that lock it.",
 )
 @click.option(
     "--lockout-window",
     type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
+    default=LOCKOUT.window / 60,
     show_default=True,
     metavar="MINUTES",
     help="The refusals must all fall within this many minutes.",
@@ -83,7 +87,7 @@ def _store(gallery_path: Path | None) -> GalleryStore:
 @click.option(
     "--lockout-minutes",
     type=click.FloatRange(min=0, min_open=True),
-    default=15.0,
+    default=LOCKOUT.duration / 60,
     show_default=True,
     help="How long a lock lasts (an admin can unlock sooner).",
 )
@@ -112,12 +116,10 @@ def serve(
     try:
         import uvicorn
 
-        from facegate.service.settings import SETTINGS_ENV, ServeSettings, is_loopback
+        from facegate.service.settings import SETTINGS_ENV, is_loopback
     except ImportError as exc:
         click.echo(f"error: facegate serve needs the serve extra ({exc}): pip install 'facegate[serve]'", err=True)
         sys.exit(EXIT_MISSING)
-    from facegate.gallery.lockout import LockoutPolicy
-
     path = (gallery_path or default_gallery()).expanduser().resolve()
     with (
         errors_to_exit(False),

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 import numpy as np
 
 from facegate.detection.base import COARSE_FACTOR, COARSE_SIDE, Detector, FacialArea
 from facegate.detection.landmarks import clip_box, five_points
-from facegate.errors import UnknownNameError
 from facegate.registry import Registry
 from facegate.resources import mmod_detector
 
@@ -43,10 +41,6 @@ class HogDetector(Detector):
         return [f for f in faces if f is not None]
 
 
-#: the engines the "cnn" detector runs on (chosen like the face ResNet's, by ``$FACEGATE_ENGINE``)
-CNN_ENGINES = ("onnx", "dlib")
-
-
 @cache
 def _mmod_onnx():  # -> facegate.detection.mmod_onnx.MmodOnnxDetector
     from facegate.detection.mmod_onnx import MmodOnnxDetector
@@ -71,12 +65,10 @@ class CnnDetector(Detector):
         self._own = None
 
     def engine_name(self) -> str:
-        from facegate.models.engines import DEFAULT_ENGINE, ENGINE_ENV
+        """What runs the network: ``engine``, else ``$FACEGATE_ENGINE``, else ONNX Runtime (as for the ResNet)."""
+        from facegate.models.engines import engine_choice
 
-        name = self.engine or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
-        if name not in CNN_ENGINES:
-            raise UnknownNameError(f"unknown cnn detector engine {name!r}; choose one of: {', '.join(CNN_ENGINES)}")
-        return name
+        return engine_choice(self.engine)
 
     def _onnx(self):  # -> MmodOnnxDetector
         if self.threads is None:

@@ -296,7 +296,6 @@ class GalleryStore:
         missing = [(k, v) for k, v in settings.items() if k != "model" and k not in meta and v is not None]
         if missing:  # a new gallery, or a version 1 file (a read-only gallery is not written to)
             self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", missing)
-        self.settings = {k: v for k, v in {**meta, **dict(missing)}.items() if k in settings}
 
     @staticmethod
     def stored_meta(path: str | Path) -> dict[str, str]:

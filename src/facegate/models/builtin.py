@@ -29,7 +29,10 @@ class DlibResNet(EmbeddingModel):
     def __init__(self, engine: str | None = None) -> None:
         #: what runs the network: ONNX Runtime by default, or dlib (``$FACEGATE_ENGINE``)
         self.engine = get_engine(engine)
-        self.engine_name = self.engine.name
+
+    @property
+    def engine_name(self) -> str:  # type: ignore[override]
+        return self.engine.name
 
     def weights_id(self) -> str:
         return self.engine.weights_id()

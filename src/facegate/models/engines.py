@@ -181,6 +181,15 @@ def _write(folder: Path, target: Path, graph: bytes, notes: Path, info: dict[str
         os.replace(tmp, path)
 
 
+def engine_choice(name: str | None = None) -> str:
+    """The engine named, else ``$FACEGATE_ENGINE``, else :data:`DEFAULT_ENGINE`; an unknown
+    name is an :class:`~facegate.errors.UnknownNameError`. dlib's networks (the face
+    ResNet, the MMOD detector) all run on the engine chosen here."""
+    chosen = name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE
+    ENGINES.get(chosen)
+    return chosen
+
+
 def get_engine(name: str | None = None) -> Engine:
-    """The engine named, else ``$FACEGATE_ENGINE``, else :data:`DEFAULT_ENGINE`."""
-    return ENGINES.create(name or os.environ.get(ENGINE_ENV) or DEFAULT_ENGINE)
+    """The engine :func:`engine_choice` picks, built."""
+    return ENGINES.create(engine_choice(name))
