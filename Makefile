@@ -15,7 +15,7 @@ $(BIN)/python:
 # by the CPU wheel and pip never reaches for a CUDA build.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[train,dev,serve]"
+	$(BIN)/python -m pip install --quiet -e ".[train,dev,serve,postgres,ann]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -35,7 +35,7 @@ from facegate.decisions.fusion import mean_embedding
 from facegate.decisions.quality import QualityGate, measure
 from facegate.evaluate.cache import embed_files
 from facegate.evaluate.curves import Scorer, person_scores
-from facegate.evaluate.metrics import threshold_at_fmr
+from facegate.evaluate.metrics import at_fmr
 from facegate.images import load_image
 from facegate.models import get_model
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA, detect_faces
@@ -84,6 +84,18 @@ def all_pairs(faces: Faces, scorer: Scorer) -> tuple[np.ndarray, np.ndarray]:
 def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> tuple[float, float]:
     """(FMR, FNMR) at ``threshold``; failed comparisons (+inf) are never accepted."""
     return float(np.mean(scores[~same] <= threshold)), float(np.mean(scores[same] > threshold))
+
+
+def verification_one_photo(faces: Faces, scoring, fmrs=(1e-3, 1e-4)) -> tuple[list[tuple], int, int]:
+    """The README's first table: every pair of photos of ``faces`` at the operating point of
+    each target FMR; rows of (target FMR, threshold, measured FMR, FNMR), and the genuine
+    and impostor pair counts."""
+    scores, same = all_pairs(faces, Scorer(METRIC, scoring.norm))
+    rows = []
+    for fmr in fmrs:
+        t = verification_point(scoring, fmr=fmr).threshold
+        rows.append((fmr, t, *rates(scores, same, t)))
+    return rows, int(same.sum()), int((~same).sum())
 
 
 def enrolment(faces: Faces, m: int, rng: np.random.Generator, people=None):
@@ -237,13 +249,10 @@ def main() -> None:
     # verification, one photo each side
     rows = []
     for scoring in (plain, normed):
-        scores, same = all_pairs(test, Scorer(METRIC, scoring.norm))
-        for fmr in (1e-3, 1e-4):
-            t = verification_point(scoring, fmr=fmr).threshold
-            measured_fmr, fnmr = rates(scores, same, t)
+        found, n_gen, n_imp = verification_one_photo(test, scoring)
+        for fmr, t, measured_fmr, fnmr in found:
             star = " (default)" if scoring.kind == default.kind else ""
             rows.append([f"{label[scoring.kind]}{star}", f"{fmr:g}", f"{t:.4f}", pct(measured_fmr), pct(fnmr)])
-    n_gen, n_imp = int(same.sum()), int((~same).sum())
     table(
         f"Verification, one photo each side ({n_gen} genuine, {n_imp} impostor pairs)",
         ["score", "target FMR", "threshold (score)", "measured FMR", "FNMR"],
@@ -356,7 +365,7 @@ def main() -> None:
         s_tr, same_tr = all_pairs(tr, Scorer(METRIC))
         s_te, same_te = all_pairs(te, Scorer(METRIC))
         for fmr in (1e-3,):
-            t = threshold_at_fmr(s_tr, same_tr, fmr)
+            t = at_fmr(s_tr, same_tr, fmr).threshold
             f, fn = rates(s_te, same_te, t)
             rows.append([name, f"{fmr:g}", pct(f), pct(fn)])
     table(

@@ -24,8 +24,8 @@ import torch
 from facegate.detection import get_detector
 from facegate.errors import FacegateError
 from facegate.images import load_image
+from facegate.learn.models.openface import OpenFaceNN4Small2
 from facegate.models import get_model
-from facegate.models.openface import OpenFaceNN4Small2
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from facegate.evaluate.oneshot_report import evaluate_checkpoint
-from facegate.training.omniglot import OmniglotTrainConfig, train_omniglot
+from facegate.learn.oneshot_report import evaluate_checkpoint
+from facegate.learn.training.omniglot import OmniglotTrainConfig, train_omniglot
 
 #: the methods compared, each on the same compact CNN (130k parameters) at 28x28, ink
 #: scaled to 80% of the frame and centred, rotated classes, 3 background alphabets held

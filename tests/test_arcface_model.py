@@ -24,7 +24,6 @@ from facegate.alignment_arcface import (
 from facegate.decisions.table import ThresholdUnavailableError
 from facegate.errors import ModelUnavailableError
 from facegate.models import MODELS, get_model
-from facegate.models import registry as model_registry
 from facegate.models.arcface import ArcFaceOnnx
 
 from .conftest import data_dir
@@ -127,9 +126,9 @@ def clean(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("FACEGATE_THRESHOLDS", str(tmp_path / "no-thresholds.json"))
     monkeypatch.chdir(tmp_path)
-    model_registry._instance.cache_clear()
+    MODELS.clear_shared()
     yield
-    model_registry._instance.cache_clear()
+    MODELS.clear_shared()
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ def test_missing_files_are_a_user_error(tmp_path):
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("FACEGATE_CACHE", str(tmp_path / "x"))
-    assert default_cache_dir() == tmp_path / "x"
+    monkeypatch.setenv("FACEGATE_CACHE", str(tmp_path / "x"))  # every cache of facegate moves: embeddings below it
+    assert default_cache_dir() == tmp_path / "x" / "embeddings"
     monkeypatch.delenv("FACEGATE_CACHE")
     assert default_cache_dir().parts[-3:] == (".cache", "facegate", "embeddings")

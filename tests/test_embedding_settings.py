@@ -100,15 +100,15 @@ def test_a_gallery_refuses_other_weights_under_the_same_model_name(tmp_path):
 
 
 def test_the_engine_is_recorded_but_either_engine_opens_the_gallery(tmp_path, monkeypatch):
-    from facegate.models.registry import _instance
+    from facegate.models import MODELS
 
     path = tmp_path / "g.sqlite"
     monkeypatch.setenv("FACEGATE_ENGINE", "dlib")
-    _instance.cache_clear()  # models are built once per process: build them again with this engine
+    MODELS.clear_shared()  # models are built once per process: build them again with this engine
     with Gallery(path) as gallery:
         assert gallery.settings.engine == "dlib"
     monkeypatch.setenv("FACEGATE_ENGINE", "onnx")
-    _instance.cache_clear()
+    MODELS.clear_shared()
     with Gallery(path) as gallery:  # the same network: dlib's and ONNX Runtime's descriptors agree to 1e-6
         assert gallery.settings.engine == "onnx"
     assert _meta(path)["engine"] == "dlib"  # what created it

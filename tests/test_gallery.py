@@ -1,4 +1,7 @@
-"""The gallery on synthetic faces: transactions, rename, remove, model mixing, reopening."""
+"""The gallery on synthetic faces: transactions, rename, remove, model mixing, reopening.
+
+Tests taking ``fake_gallery`` or ``gallery_location`` run once per backend (SQLite and a
+real PostgreSQL with pgvector: see ``conftest.gallery_location``)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,14 @@ from facegate.gallery import Gallery
 from .conftest import solid
 
 RED, GREEN, BLUE, BLACK = (200, 20, 20), (20, 200, 20), (20, 20, 200), (0, 0, 0)
+
+
+@pytest.fixture
+def fake_gallery(gallery_location):
+    """The stand-in gallery (see conftest), on each backend."""
+    gallery = Gallery(gallery_location, model_name="mean-colour", detector_backend="flat", threshold=0.1)
+    yield gallery
+    gallery.close()
 
 
 def snapshot(gallery: Gallery):
@@ -108,8 +119,8 @@ def test_verify_identity_door_check(fake_gallery):
     assert not no.verified and no.distance > no.threshold
 
 
-def test_reopening_keeps_everything(tmp_path):
-    path = tmp_path / "g.sqlite"
+def test_reopening_keeps_everything(gallery_location):
+    path = gallery_location
     with Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
         g.enroll("red", [solid(RED), solid((180, 30, 30))])
         g.enroll("green", [solid(GREEN)])
@@ -120,8 +131,8 @@ def test_reopening_keeps_everything(tmp_path):
         assert g.identify(solid(GREEN)).identity == "lime"
 
 
-def test_model_mixing_is_refused(tmp_path):
-    path = tmp_path / "g.sqlite"
+def test_model_mixing_is_refused(gallery_location):
+    path = gallery_location
     with Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as g:
         g.enroll("red", [solid(RED)])
     with pytest.raises(ModelMismatchError, match="mean-colour"):
@@ -139,8 +150,8 @@ def test_store_records_template_metadata(tmp_path):
     assert journal == "wal"
 
 
-def test_changes_by_another_process_are_seen(tmp_path):
-    path = tmp_path / "g.sqlite"
+def test_changes_by_another_process_are_seen(gallery_location):
+    path = gallery_location
     with (
         Gallery(path, model_name="mean-colour", detector_backend="flat", threshold=0.1) as reader,
         Gallery(path, detector_backend="flat", threshold=0.1) as writer,
@@ -163,8 +174,8 @@ def test_enroll_many_is_per_person_all_or_nothing(fake_gallery):
     assert again.skipped == ["red"] and fake_gallery.template_count == 2
 
 
-def test_search_top_k_orders_people_by_their_closest_template(tmp_path):
-    with Gallery(tmp_path / "g.sqlite", "mean-colour", "flat", threshold=0.1, fusion="min") as gallery:
+def test_search_top_k_orders_people_by_their_closest_template(gallery_location):
+    with Gallery(gallery_location, "mean-colour", "flat", threshold=0.1, fusion="min") as gallery:
         gallery.add_embeddings("a", np.array([[0.0, 0, 0], [0.9, 0.9, 0.9]]))
         gallery.add_embeddings("b", np.array([[0.2, 0, 0]]))
         gallery.add_embeddings("c", np.array([[0.5, 0, 0]]))

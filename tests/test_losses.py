@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from facegate.losses import (  # noqa: E402
+from facegate.learn.losses import (  # noqa: E402
     ContrastiveLoss,
     SiameseBCELoss,
     TripletLoss,

@@ -11,12 +11,11 @@ from sklearn.metrics import roc_curve as sk_roc_curve
 
 from facegate.evaluate.metrics import (
     accuracy,
+    at_fmr,
     auc,
     best_threshold,
     eer,
-    fnmr_at_fmr,
     roc_curve,
-    threshold_at_fmr,
 )
 from facegate.evaluate.protocol import assign_folds, kfold_accuracy
 
@@ -78,25 +77,31 @@ def test_best_threshold_separable_is_midway():
 def test_eer_by_hand():
     rate, t = eer([0.1, 0.3, 0.7, 0.9], [1, 1, 0, 0])
     assert rate == 0.0
-    # symmetric overlap: one error of each kind out of two -> EER 0.5 at most, here between points
+    # genuine 0.2, 0.6 and impostor 0.4, 0.8: from the impostor at 0.4 on, one error of each
+    # kind out of two; FMR and FNMR first meet, at 0.5, at that threshold
     rate, t = eer([0.2, 0.6, 0.4, 0.8], [1, 1, 0, 0])
-    assert 0.0 < rate <= 0.5
+    assert (rate, t) == (0.5, 0.4)
     roc = roc_curve([0.2, 0.6, 0.4, 0.8], [1, 1, 0, 0])
-    fmr_at_t = np.interp(t, roc.thresholds, roc.fpr)
-    assert rate == pytest.approx(fmr_at_t, abs=0.26)
+    i = int(np.flatnonzero(roc.thresholds == t)[0])
+    assert roc.fpr[i] == roc.fnmr[i] == 0.5
 
 
-def test_fnmr_at_fmr_needs_enough_impostors():
-    assert fnmr_at_fmr(D, Y, 1e-2) is None  # 4 impostor pairs cannot measure 1 %
+def test_at_fmr_by_hand_and_when_impostors_are_too_few():
+    # impostors at 0.4, 0.7, 0.8, 0.9: FMR stays 1/4 up to 0.6, where every genuine pair is accepted
+    point = at_fmr(D, Y, 0.25)
+    assert (point.threshold, point.fmr, point.fnmr) == (0.6, 0.25, 0.0)
+    assert (point.n_genuine, point.n_impostor, point.measurable) == (3, 4, True)
+    below = at_fmr(D, Y, 0.24)  # no impostor accepted: up to 0.2, the genuine 0.6 rejected
+    assert (below.threshold, below.fmr, below.fnmr) == (0.2, 0.0, pytest.approx(1 / 3))
+    assert not at_fmr(D, Y, 1e-2).measurable  # 4 impostor pairs cannot measure 1 %
     rng = np.random.default_rng(0)
     d = np.r_[rng.normal(0.3, 0.1, 500), rng.normal(0.8, 0.1, 1000)]
     y = np.r_[np.ones(500), np.zeros(1000)]
-    fnmr, t = fnmr_at_fmr(d, y, 1e-2)
-    assert np.mean(d[y == 0] <= t) <= 1e-2
-    assert fnmr == pytest.approx(np.mean(d[y == 1] > t))
-    assert fnmr_at_fmr(d, y, 1e-3) is not None
-    assert fnmr_at_fmr(d, y, 1e-4) is None
-    assert threshold_at_fmr(d, y, 1e-2) == pytest.approx(t)
+    point = at_fmr(d, y, 1e-2)
+    assert point.fmr == np.mean(d[y == 0] <= point.threshold) <= 1e-2
+    assert point.fnmr == pytest.approx(np.mean(d[y == 1] > point.threshold))
+    assert at_fmr(d, y, 1e-3).measurable
+    assert not at_fmr(d, y, 1e-4).measurable
 
 
 def test_failed_comparisons_count_as_errors():
@@ -111,9 +116,10 @@ def test_failed_comparisons_count_as_errors():
     t, acc = best_threshold(d, y)
     assert acc == pytest.approx(0.5)
     assert 0.1 <= t < 0.9
-    assert 0.0 <= auc(roc) <= 1.0
-    rate, _ = eer(d, y)
-    assert rate >= 0.5  # half the genuine pairs can never be matched
+    # ROC (0, 0) -> (0, 0.5) -> (0.5, 0.5), closed to (1, 1): 0.25 + 0.375
+    assert auc(roc) == pytest.approx(0.625)
+    rate, t = eer(d, y)
+    assert (rate, t) == (0.5, 0.9)  # half the genuine pairs can never be matched
 
 
 @pytest.mark.parametrize("bad", [[0.1, np.nan], [0.1, -np.inf], [np.inf, np.inf]])
@@ -165,11 +171,9 @@ def test_best_threshold_is_the_best_accuracy(rows):
 def test_fnmr_at_fmr_is_the_least_fnmr_within_the_fmr(rows, target):
     d = np.array([r[0] for r in rows])
     y = np.array([int(r[1]) for r in rows])
-    found = fnmr_at_fmr(d, y, target)
-    if (y == 0).sum() < np.ceil(1 / target):
-        assert found is None
-        return
-    fnmr, t = found
+    found = at_fmr(d, y, target)
+    assert found.measurable == ((y == 0).sum() >= np.ceil(1 / target))
+    fnmr, t = found.fnmr, found.threshold
     assert np.mean(d[y == 0] <= t) <= target
     candidates = [np.mean(d[y == 1] > c) for c in np.r_[-1.0, d] if np.mean(d[y == 0] <= c) <= target]
     assert fnmr == pytest.approx(min(candidates))

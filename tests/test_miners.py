@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from facegate.miners import batch_all_triplets, batch_hard_triplets, semi_hard_triplets  # noqa: E402
+from facegate.learn.miners import batch_all_triplets, batch_hard_triplets, semi_hard_triplets  # noqa: E402
 
 
 def _as_set(triplets) -> set[tuple[int, int, int]]:

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from torch.nn import functional as F  # noqa: E402
 
-from facegate.nets.nn4small2 import (  # noqa: E402
+from facegate.learn.nets.nn4small2 import (  # noqa: E402
     KERAS_NON_TRAINABLE,
     KERAS_TOTAL_PARAMS,
     STAGES,
@@ -202,7 +202,7 @@ def test_shared_weights_fit_the_architecture_up_to_the_missing_layers():
     the statistics that batch norm learnt; after a missing layer they do not. A wrong
     padding, pooling, branch order or input scaling would break the first property."""
     from facegate.images import load_image
-    from facegate.nets.nn4small2_weights import load_csv
+    from facegate.learn.nets.nn4small2_weights import load_csv
 
     folder = data_dir("happyhouse")
     m = NN4Small2()
@@ -231,3 +231,11 @@ def test_shared_weights_fit_the_architecture_up_to_the_missing_layers():
         shift, var_ratio = ratios[name]
         assert shift < 0.5 and 0.5 < var_ratio < 2.5, (name, shift, var_ratio)
     assert ratios["inception_3c_3x3_bn2"][1] < 0.3  # its convolution is one of the missing files
+
+
+def test_the_training_configs_stage_names_are_the_networks():
+    """`facegate train faces --train-from` offers the stages the network has (its config needs no torch)."""
+    from facegate.learn.nets.nn4small2 import STAGES
+    from facegate.learn.training.config import NN4SMALL2_STAGES
+
+    assert NN4SMALL2_STAGES == STAGES

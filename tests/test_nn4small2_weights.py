@@ -14,8 +14,8 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from facegate.errors import ModelUnavailableError  # noqa: E402
-from facegate.nets.nn4small2 import NN4Small2  # noqa: E402
-from facegate.nets.nn4small2_weights import (  # noqa: E402
+from facegate.learn.nets.nn4small2 import NN4Small2  # noqa: E402
+from facegate.learn.nets.nn4small2_weights import (  # noqa: E402
     IncompleteWeightsError,
     WeightsError,
     expected_files,

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facegate.datasets.omniglot import (
+from facegate.datasets.download import file_digest
+from facegate.learn.omniglot_data import (
     SHA256,
     URLS,
     load_official_runs,
     load_omniglot,
     prepare,
-    sha256_file,
 )
-from facegate.training.samplers import EpisodeSampler, PairSampler, TripletSampler, alphabet_split
+from facegate.learn.training.samplers import EpisodeSampler, PairSampler, TripletSampler, alphabet_split
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"
 needs_data = pytest.mark.skipif(
@@ -70,7 +70,7 @@ def test_drawer_axis_follows_file_names(background) -> None:
     with zipfile.ZipFile(DATA / "images_background.zip") as zf:
         files = sorted(n for n in zf.namelist() if n.startswith(f"images_background/{name}/") and n.endswith(".png"))
         drawer_7 = next(f for f in files if f.endswith("_07.png"))
-        from facegate.datasets.omniglot import _decode_png
+        from facegate.learn.omniglot_data import _decode_png
 
         assert np.array_equal(_decode_png(zf.read(drawer_7)), background.images[0, 6])
 
@@ -91,7 +91,7 @@ def test_checksums_are_the_shared_files() -> None:
     assert set(URLS) == set(SHA256)
     assert all(u.startswith("https://github.com/brendenlake/omniglot/raw/master/python/") for u in URLS.values())
     for name, digest in SHA256.items():
-        assert sha256_file(DATA / name) == digest, name
+        assert file_digest(DATA / name, "sha256") == digest, name
 
 
 def test_prepare_box_filter() -> None:

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from facegate.errors import ModelUnavailableError
+from facegate.learn.models.openface import WEIGHTS_ENV, OpenFaceNN4Small2, as_bool
 from facegate.models import MODELS
-from facegate.models.openface import WEIGHTS_ENV, OpenFaceNN4Small2, as_bool
 from tests.conftest import data_dir
 
 
 def test_registered_and_imported_without_torch():
     assert "openface-nn4small2" in MODELS
-    code = "import sys, facegate.models.openface, facegate.models; sys.exit('torch' in sys.modules)"
+    code = "import sys, facegate.learn.models.openface, facegate.models; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -76,7 +76,7 @@ def test_random_weights_give_unit_128d_vectors_from_96px_chips(random_model):
 
 
 def test_weights_from_the_environment(monkeypatch, tmp_path, torch):
-    from facegate.nets.nn4small2 import NN4Small2, to_input
+    from facegate.learn.nets.nn4small2 import NN4Small2, to_input
 
     torch.manual_seed(1)
     net = NN4Small2().eval()
@@ -92,7 +92,7 @@ def test_weights_from_the_environment(monkeypatch, tmp_path, torch):
 
 @pytest.mark.data
 def test_shared_incomplete_weights_need_strict_false(torch):
-    from facegate.nets.nn4small2_weights import IncompleteWeightsError
+    from facegate.learn.nets.nn4small2_weights import IncompleteWeightsError
 
     folder = data_dir("happyhouse", "weights")
     with pytest.raises(IncompleteWeightsError, match=r"inception_5a_1x1_conv_w\.csv"):

@@ -25,6 +25,22 @@ def test_represent_returns_face_with_area():
     assert json.loads(json.dumps(face.to_dict()))["embedding"] == [1.0, 0.0, 0.0]
 
 
+def test_instances_work_where_names_do(monkeypatch):
+    """A model or detector given as an instance (weights set in code) is used as it is, in every entry point."""
+    from facegate.detection import DETECTORS
+    from facegate.models import MODELS
+
+    model, detector = MODELS.create("mean-colour"), DETECTORS.create("flat")
+    monkeypatch.setattr(MODELS, "shared", lambda *a, **k: pytest.fail("a name was looked up"))
+    face = represent(solid((255, 0, 0)), model, detector)[0]
+    assert (face.model, face.detector) == ("mean-colour", "flat")
+    np.testing.assert_allclose(face.embedding, [1.0, 0.0, 0.0])
+    [[again]] = represent_many([solid((255, 0, 0))], model, detector, workers=2)  # instances stay in this process
+    np.testing.assert_allclose(again.embedding, face.embedding)
+    result = facegate.verify(solid((200, 0, 0)), solid((190, 5, 0)), model, detector, threshold=0.1)
+    assert (result.verified, result.model, result.detector_backend) == (True, "mean-colour", "flat")
+
+
 def test_no_face_raises():
     with pytest.raises(NoFaceError):
         represent(solid((0, 0, 0)), **FAKE)

@@ -9,8 +9,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from facegate.training.faces import (  # noqa: E402
-    FaceSet,
+from facegate.learn.training.faces import (  # noqa: E402
+    FaceChips,
     FinetuneConfig,
     _pk_batch,
     augment_chip,
@@ -31,11 +31,11 @@ def _face_like(rng: np.random.Generator, person: int, size: int = 96) -> np.ndar
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _synthetic(people: int = 5, photos: int = 4, seed: int = 0) -> FaceSet:
+def _synthetic(people: int = 5, photos: int = 4, seed: int = 0) -> FaceChips:
     rng = np.random.default_rng(seed)
     chips = np.stack([_face_like(rng, p) for p in range(people) for _ in range(photos)])
     labels = np.repeat(np.arange(people), photos)
-    return FaceSet(chips, labels, [f"p{p}" for p in range(people)])
+    return FaceChips(chips, labels, [f"p{p}" for p in range(people)])
 
 
 def test_augmentation_keeps_the_face():
@@ -100,7 +100,18 @@ def test_finetune_from_random_weights_runs_end_to_end():
     assert result.steps == 2 and all(np.isfinite(result.losses))
     assert len(result.train_people) == 3 and len(result.test_people) == 2
     assert not set(result.train_people) & set(result.test_people)
-    assert 0.0 <= result.after.accuracy <= 1.0 and result.after.pairs > 0
+    # "after" is the held-out verification of the model it returns: 2 people x 4 photos give
+    # 2 x C(4, 2) = 12 same pairs and as many of the 16 different ones
+    from facegate.learn.nets.nn4small2 import to_input
+
+    faces = _synthetic(5, 4)
+    test = faces.of_people([faces.people.index(p) for p in result.test_people])
+    with torch.no_grad():
+        embeddings = result.model.eval()(to_input(test.chips)).numpy()
+    expected = evaluate_verification(embeddings, test.labels, config.seed)
+    assert result.after.pairs == expected.pairs == 24
+    assert result.after.accuracy == pytest.approx(expected.accuracy, abs=1e-6)
+    assert result.after.auc == pytest.approx(expected.auc, abs=1e-6)
     assert json.loads(json.dumps(result.summary()))["steps"] == 2
     with pytest.raises(ValueError, match="holdout_people"):
         finetune_faces(_synthetic(3, 2), None, FinetuneConfig(holdout_people=2))
@@ -118,8 +129,8 @@ def test_cli_trains_and_writes_loadable_weights(tmp_path):
     from PIL import Image
 
     from facegate.cli.train_faces import faces_command
-    from facegate.nets.nn4small2 import NN4Small2
-    from facegate.nets.nn4small2_weights import load_weights
+    from facegate.learn.nets.nn4small2 import NN4Small2
+    from facegate.learn.nets.nn4small2_weights import load_weights
 
     rng = np.random.default_rng(0)
     for person in range(5):

@@ -12,7 +12,6 @@ named ``camera_*`` under its file name, then lets the cameras' shots in or not.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from facegate.datasets.folders import image_files
 from facegate.errors import FacegateError
 from facegate.gallery import Gallery
 from facegate.images import load_image
@@ -41,16 +41,19 @@ class DemoOutcome:
         return {"steps": self.steps}
 
 
-def packaged_photos() -> dict[str, Path]:
-    """Face photos shipped inside installed packages (no download)."""
-    import matplotlib.cbook
-    import skimage.data
+#: two public-domain photos shipped with facegate (``data/demo/LICENSE.txt``)
+DEMO_PHOTOS = Path(__file__).resolve().parent / "data" / "demo"
 
-    skimage_dir = Path(os.path.dirname(skimage.data.__file__))
+
+def packaged_photos() -> dict[str, Path]:
+    """Face photos shipped inside installed packages (no download): matplotlib's sample
+    Grace Hopper, and facegate's own two (``data/demo``)."""
+    import matplotlib.cbook
+
     return {
         "grace_hopper": Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
-        "eileen_collins": skimage_dir / "astronaut.png",
-        "cameraman": skimage_dir / "camera.png",
+        "eileen_collins": DEMO_PHOTOS / "astronaut.png",
+        "cameraman": DEMO_PHOTOS / "camera.png",
     }
 
 
@@ -84,8 +87,7 @@ def run_packaged(gallery: Gallery, say: Say) -> DemoOutcome:
 
 def run_folder(gallery: Gallery, folder: Path, say: Say) -> DemoOutcome:
     out = DemoOutcome()
-    suffixes = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".gif", ".webp"}
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    files = image_files(folder)
     residents = {p.stem: p for p in files if not p.stem.startswith("camera_")}
     cameras = [p for p in files if p.stem.startswith("camera_")]
     report = gallery.enroll_many({name: [path] for name, path in residents.items()}, add=True)

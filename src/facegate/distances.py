@@ -3,7 +3,13 @@
 Each metric gives distances along the last axis of two arrays that broadcast
 (``metric(a, b)``), and the full (n, m) matrix between two sets of rows
 (``metric.pairwise(A, B)``) with one matrix product, so a query against 100k
-templates costs one BLAS call.
+templates costs one BLAS call; ``pairwise`` also takes stacks, ``(..., n, D)`` against
+``(..., m, D)`` (one-shot episodes score many small sets at once).
+
+Every score is a distance (lower is closer) unless the metric says
+:attr:`Metric.higher_is_closer`: a learned similarity such as a Siamese head's
+probability of "same" (:class:`facegate.learn.nets.omniglot.HeadMetric`) is a metric
+too, and :meth:`Metric.as_distances` and :meth:`Metric.accepts` let code treat both alike.
 """
 
 from __future__ import annotations
@@ -31,6 +37,18 @@ def _floats(x: np.ndarray) -> np.ndarray:
 
 class Metric(ABC):
     name: ClassVar[str]
+    #: the scores are similarities (higher is closer), not distances
+    higher_is_closer: ClassVar[bool] = False
+
+    def as_distances(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` ordered as distances are: lower is closer (a similarity is negated)."""
+        scores = np.asarray(scores)
+        return -scores if self.higher_is_closer else scores
+
+    def accepts(self, scores: np.ndarray, threshold: float) -> np.ndarray:
+        """Whether each score is as close as ``threshold`` or closer ("same")."""
+        scores = np.asarray(scores)
+        return scores >= threshold if self.higher_is_closer else scores <= threshold
 
     @abstractmethod
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -38,7 +56,8 @@ class Metric(ABC):
 
     @abstractmethod
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """The (n, m) distances between the rows of ``a`` (n, D) and ``b`` (m, D)."""
+        """The (n, m) distances between the rows of ``a`` (n, D) and ``b`` (m, D); stacks
+        ``(..., n, D)`` and ``(..., m, D)`` give ``(..., n, m)``."""
 
     def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """A function from one query vector to its distances to every row of ``matrix``.
@@ -53,8 +72,13 @@ METRICS: Registry[Metric] = Registry("metric")
 
 
 def _squared_euclidean_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    squared = (a * a).sum(-1)[..., :, None] + (b * b).sum(-1)[..., None, :] - 2.0 * (a @ _t(b))
     return np.maximum(squared, 0.0)
+
+
+def _t(x: np.ndarray) -> np.ndarray:
+    """The last two axes swapped (rows to columns, for a stack of matrices too)."""
+    return np.swapaxes(x, -1, -2)
 
 
 @METRICS.register("euclidean")
@@ -110,7 +134,7 @@ class Cosine(Metric):
         return np.clip(1.0 - np.sum(l2_normalise(a) * l2_normalise(b), axis=-1), 0.0, 2.0)
 
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.clip(1.0 - l2_normalise(_rows(a)) @ l2_normalise(_rows(b)).T, 0.0, 2.0)
+        return np.clip(1.0 - l2_normalise(_rows(a)) @ _t(l2_normalise(_rows(b))), 0.0, 2.0)
 
     def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         unit = l2_normalise(_rows(matrix))

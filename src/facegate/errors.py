@@ -81,6 +81,10 @@ class ModelUnavailableError(FacegateError):
     exit_code = 6
 
 
+class MissingExtraError(ModelUnavailableError):
+    """An optional dependency is not installed (torch for ``[train]``, fastapi for ``[serve]``)."""
+
+
 class ImageNotFoundError(ImageError, FileNotFoundError):
     """A path given as an image does not exist."""
 
@@ -132,3 +136,10 @@ class StreamError(FacegateError):
     """A video source (webcam, file, network stream) cannot be opened, or was lost and could not be reopened."""
 
     exit_code = 8
+
+
+class LivenessInputError(FacegateError, ValueError):
+    """A liveness check was given nothing it can judge: no frames, or frame times that are not
+    numbers, go backwards, or are given for some frames only."""
+
+    exit_code = 4

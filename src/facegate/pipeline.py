@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from facegate.decisions.quality import FaceQuality, measure
-from facegate.detection import DETECTORS, FacialArea, get_detector
+from facegate.detection import DETECTORS, Detector, FacialArea, get_detector
 from facegate.errors import FacegateError, MultipleFacesError, NoFaceError
 from facegate.images import ImageInput, load_image
 from facegate.models import MODELS, EmbeddingModel, get_model
@@ -71,7 +71,7 @@ class EmbeddingSettings:
     COMPARED: ClassVar[tuple[str, ...]] = ("model", "weights", "tta")
 
     @classmethod
-    def of(cls, model_name: str, tta: bool) -> EmbeddingSettings:
+    def of(cls, model_name: str | EmbeddingModel, tta: bool) -> EmbeddingSettings:
         model = get_model(model_name)
         return cls(model.name, tta_name(tta), model.engine_name, model.weights_id())
 
@@ -108,7 +108,10 @@ class Face:
 
 
 def detect_faces(
-    image: np.ndarray, detector_backend: str = DEFAULT_DETECTOR, upsample: int | None = None, thorough: bool = False
+    image: np.ndarray,
+    detector_backend: str | Detector = DEFAULT_DETECTOR,
+    upsample: int | None = None,
+    thorough: bool = False,
 ) -> list[FacialArea]:
     """The faces in an RGB uint8 image, the main one first (see :func:`prominence`).
 
@@ -159,14 +162,18 @@ def embed_chips(model: EmbeddingModel, chips: Sequence[np.ndarray], tta: bool = 
 
 def represent(
     img: ImageInput,
-    model_name: str = DEFAULT_MODEL,
-    detector_backend: str = DEFAULT_DETECTOR,
+    model_name: str | EmbeddingModel = DEFAULT_MODEL,
+    detector_backend: str | Detector = DEFAULT_DETECTOR,
     multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
     upsample: int | None = None,
     tta: bool = DEFAULT_TTA,
     label: str = "the image",
 ) -> list[Face]:
-    """Embeddings of the faces in one image, under the several-faces policy."""
+    """Embeddings of the faces in one image, under the several-faces policy.
+
+    ``model_name`` and ``detector_backend`` are registry names or instances (an instance
+    carries what a name cannot, e.g. ``MODELS.create("omniglot", weights=PATH)``).
+    """
     out = _represent_chunk(_Job(model_name, detector_backend, multi_face, upsample, tta), [(img, label)])[0]
     if isinstance(out, FacegateError):
         raise out
@@ -175,8 +182,8 @@ def represent(
 
 @dataclass(frozen=True)
 class _Job:
-    model_name: str
-    detector_backend: str
+    model_name: str | EmbeddingModel
+    detector_backend: str | Detector
     multi_face: MultiFacePolicy
     upsample: int | None
     tta: bool
@@ -206,11 +213,12 @@ def _embed_found(job: _Job, found: list[Found]) -> list[list[Face] | FacegateErr
     """Embed every chip of a chunk in one model call, and make their :class:`Face` objects."""
     model = get_model(job.model_name)
     pending = [face for item in found if not isinstance(item, FacegateError) for face in item]
-    judged = model.faces and job.detector_backend != "skip"  # landmarks of a real face detector: quality applies
+    detector = get_detector(job.detector_backend).name
+    judged = model.faces and detector != "skip"  # landmarks of a real face detector: quality applies
     vectors = embed_chips(model, [chip for _, chip, _ in pending], tta=job.tta)
     settings = (model.engine_name, tta_name(job.tta))
     made = iter(
-        Face(vector, f, model.name, job.detector_backend, measure(f.landmarks, chip) if judged else None, n, *settings)
+        Face(vector, f, model.name, detector, measure(f.landmarks, chip) if judged else None, n, *settings)
         for vector, (f, chip, n) in zip(vectors, pending, strict=True)
     )
     return [item if isinstance(item, FacegateError) else [next(made) for _ in item] for item in found]
@@ -222,8 +230,8 @@ def _represent_chunk(job: _Job, chunk: list[tuple[ImageInput, str]]) -> list[lis
 
 def represent_many(
     images: Iterable[ImageInput],
-    model_name: str = DEFAULT_MODEL,
-    detector_backend: str = DEFAULT_DETECTOR,
+    model_name: str | EmbeddingModel = DEFAULT_MODEL,
+    detector_backend: str | Detector = DEFAULT_DETECTOR,
     multi_face: MultiFacePolicy = DEFAULT_MULTI_FACE,
     upsample: int | None = None,
     tta: bool = DEFAULT_TTA,
@@ -249,6 +257,8 @@ def represent_many(
     items = list(zip(images, names, strict=True))
     chunks = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     n_workers = min(len(chunks), (os.cpu_count() or 1) if workers is None else max(1, workers))
+    if not (isinstance(model_name, str) and isinstance(detector_backend, str)):
+        n_workers = 1  # an instance given in code lives in this process; workers build theirs from names
 
     results: list[list[Face] | FacegateError] = []
     with _progress(len(images), progress) as bar:

@@ -11,10 +11,11 @@ import numpy as np
 from facegate.decisions import OperatingPoint, scoring_for, verification_point
 from facegate.decisions.normalisation import CohortStats
 from facegate.decisions.scoring import Scoring
+from facegate.detection import Detector
 from facegate.distances import distance as metric_distance
 from facegate.distances import pairwise
 from facegate.images import ImageInput
-from facegate.models import get_model
+from facegate.models import EmbeddingModel, get_model
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA, Face, represent
 
 
@@ -55,8 +56,8 @@ class VerifyResult:
 def verify(
     img1: ImageInput,
     img2: ImageInput,
-    model_name: str = DEFAULT_MODEL,
-    detector_backend: str = DEFAULT_DETECTOR,
+    model_name: str | EmbeddingModel = DEFAULT_MODEL,
+    detector_backend: str | Detector = DEFAULT_DETECTOR,
     distance_metric: str | None = None,
     threshold: float | None = None,
     tta: bool = DEFAULT_TTA,
@@ -76,11 +77,13 @@ def verify(
     calibrated) the decision is on the normalised score, and ``threshold`` in the
     result is the distance that score threshold means for these two faces. A photo
     without a face raises :class:`~facegate.errors.NoFaceError`: it is never a
-    match.
+    match. ``model_name`` and ``detector_backend`` are registry names or instances,
+    so weights can be given in code (``MODELS.create("omniglot", weights=PATH)``).
     """
     start = time.perf_counter()
-    metric = distance_metric or get_model(model_name).default_metric
-    scoring = scoring_for(model_name, metric, normalise, threshold)
+    model = get_model(model_name)
+    metric = distance_metric or model.default_metric
+    scoring = scoring_for(model, metric, normalise, threshold)
     point = verification_point(scoring, threshold, fmr)
     faces1 = represent(img1, model_name, detector_backend, "all", tta=tta, label="img1")
     faces2 = represent(img2, model_name, detector_backend, "all", tta=tta, label="img2")
@@ -91,8 +94,8 @@ def verify(
         verified=bool(score <= point.threshold),
         distance=round(dist, 6),
         threshold=round(scoring.distance_limit(point.threshold, stats1, stats2), 6),
-        model=model_name,
-        detector_backend=detector_backend,
+        model=model.name,
+        detector_backend=face1.detector,
         similarity_metric=metric,
         facial_areas={"img1": face1.facial_area.to_dict(), "img2": face2.facial_area.to_dict()},
         time=round(time.perf_counter() - start, 4),

@@ -13,6 +13,7 @@ from facegate.cli.calibrate import calibrate
 from facegate.cli.core import COMMANDS
 from facegate.cli.evaluate import evaluate
 from facegate.cli.faces import COMMANDS as FACE_COMMANDS
+from facegate.cli.gallery import COMMANDS as GALLERY_COMMANDS
 from facegate.cli.live import COMMANDS as LIVE_COMMANDS
 from facegate.cli.oneshot import oneshot_command
 from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_option
@@ -61,19 +62,35 @@ class FacegateGroup(click.Group):
     default=None,
     help=f"ONNX Runtime threads per process (default: ${THREADS_ENV}, else 1; worker processes add parallelism).",
 )
+@click.option(
+    "--index",
+    type=click.Choice(["auto", "exact", "ann"]),
+    default=None,
+    help="How a gallery is searched: every template (exact), an approximate graph kept beside the gallery "
+    "(ann), or exact below 20,000 templates and the graph above (auto) [default: $FACEGATE_INDEX, else auto].",
+)
 @click.pass_context
-def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | None) -> None:
+def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | None, index: str | None) -> None:
     """Face verification and recognition on a CPU: enroll people, then ask who is at the door."""
     _record_changes_as(ctx.invoked_subcommand)
     # through the environment, so worker processes started later see the same choice
-    for variable, value in ((ENGINE_ENV, engine), (THREADS_ENV, threads)):
+    for variable, value in ((ENGINE_ENV, engine), (THREADS_ENV, threads), ("FACEGATE_INDEX", index)):
         if value is not None:
             os.environ[variable] = str(value)
 
 
 evaluate.add_command(oneshot_command)
 train.add_command(faces_command)
-for command in [*COMMANDS, *FACE_COMMANDS, *LIVE_COMMANDS, *SERVICE_COMMANDS, evaluate, calibrate, train]:
+for command in [
+    *COMMANDS,
+    *FACE_COMMANDS,
+    *GALLERY_COMMANDS,
+    *LIVE_COMMANDS,
+    *SERVICE_COMMANDS,
+    evaluate,
+    calibrate,
+    train,
+]:
     main.add_command(command)
 
 

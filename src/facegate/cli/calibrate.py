@@ -14,7 +14,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from facegate.cli.eval_options import command_line, embed_options, friendly_errors, run_options, system_options
+from facegate.cli.eval_options import (
+    RunChoice,
+    SystemChoice,
+    command_line,
+    friendly_errors,
+    run_options,
+    system_options,
+)
 from facegate.datasets.folders import load_folder
 from facegate.datasets.lfw import pair_images
 from facegate.datasets.pairs import load_pairs, make_pairs
@@ -25,7 +32,7 @@ from facegate.evaluate.curves import GALLERY_SIZES, Scorer, gallery_effect, temp
 from facegate.evaluate.metrics import roc_curve
 from facegate.evaluate.plots import plot_roc
 from facegate.evaluate.report import Report, format_table
-from facegate.evaluate.run import System, embed
+from facegate.evaluate.run import embed
 from facegate.evaluate.verification import score_pairs
 
 
@@ -57,19 +64,11 @@ def calibrate(
     target_fmr: float,
     max_impostors: int,
     save: bool,
-    model: str,
-    detector: str,
-    metric: str | None,
-    tta: bool,
-    upsample: int | None,
-    out: Path | None,
-    cache_dir: Path | None,
-    no_cache: bool,
-    workers: int | None,
-    progress: bool | None,
-    seed: int,
+    system: SystemChoice,
+    run: RunChoice,
 ) -> None:
     """Pick the threshold for a target FMR on development data SOURCE and save it."""
+    out, seed, options = run.out, run.seed, run.embed
     if source.is_dir():
         faces = load_folder(source)
         pairs = make_pairs(faces, n_genuine=None, n_impostor=max_impostors, folds=1, seed=seed)
@@ -79,8 +78,7 @@ def calibrate(
             raise click.UsageError("a pair file needs --images DIR")
         pairs = load_pairs(source)
         root, kind = images, "pair file"
-    system = System.make(model, detector, metric, tta, upsample)
-    options = embed_options(cache_dir, no_cache, workers, progress)
+    [system] = system.systems()  # the one system under test (its names checked)
     files = faces.files() if source.is_dir() else [str(Path(root) / p) for p in pair_images(pairs)]
     embedded = embed(files, system, options)  # a folder set's every photo, for its template effects
     scores = score_pairs(pairs, root, embedded, system.metric)

@@ -10,25 +10,27 @@ from pathlib import Path
 
 import click
 
+from facegate.cli.live_check import live_options, live_verify
 from facegate.cli.output import EXIT_NO, emit, errors_to_exit, json_option
+from facegate.datasets.folders import image_files
 from facegate.decisions import DEFAULT_FMR, DEFAULT_FPIR
 from facegate.detection import DETECTORS
 from facegate.distances import METRICS
-from facegate.errors import GalleryError
+from facegate.errors import GalleryError, UnknownNameError
 from facegate.gallery import Gallery
-from facegate.images import IMAGE_SUFFIXES
+from facegate.gallery.backends import is_url, store_location
 from facegate.models import MODELS, get_model
+from facegate.paths import data_dir
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL
 from facegate.verification import verify
 
 
-def default_gallery() -> Path:
-    """``$FACEGATE_GALLERY``, else ``~/.local/share/facegate/gallery.sqlite``."""
+def default_gallery() -> Path | str:
+    """``$FACEGATE_GALLERY`` (a file or a ``postgresql://`` URL), else ``~/.local/share/facegate/gallery.sqlite``."""
     override = os.environ.get("FACEGATE_GALLERY")
     if override:
-        return Path(override).expanduser()
-    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "facegate" / "gallery.sqlite"
+        return override if is_url(override) else Path(override).expanduser()
+    return data_dir() / "gallery.sqlite"
 
 
 #: a rate strictly between 0 and 1
@@ -47,14 +49,37 @@ fpir_option = click.option(
 )
 
 
+class GalleryLocation(click.ParamType):
+    """A gallery's file (a Path) or a server's URL such as ``postgresql://user@host/db`` (a str, kept as given)."""
+
+    name = "gallery"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, Path) or value is None:
+            return value
+        try:
+            if is_url(value):
+                return str(value)
+        except UnknownNameError as exc:
+            self.fail(str(exc), param, ctx)
+        path = Path(store_location(value))
+        if path.is_dir():
+            self.fail(f"{value} is a folder, not a gallery file", param, ctx)
+        return path
+
+
+GALLERY_LOCATION = GalleryLocation()
+
+
 def gallery_option(f):
-    """--gallery: the gallery file a command works on."""
+    """--gallery: the gallery (file or URL) a command works on."""
     return click.option(
         "--gallery",
         "gallery_path",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=GALLERY_LOCATION,
         default=None,
-        help="Gallery file [default: $FACEGATE_GALLERY or ~/.local/share/facegate/gallery.sqlite].",
+        help="Gallery file, or a postgresql://user:password@host/dbname URL "
+        "[default: $FACEGATE_GALLERY or ~/.local/share/facegate/gallery.sqlite].",
     )(f)
 
 
@@ -83,7 +108,7 @@ def gallery_options(f):
 
 
 def open_gallery(
-    gallery_path: Path | None,
+    gallery_path: Path | str | None,
     model: str | None = None,
     detector: str = DEFAULT_DETECTOR,
     threshold: float | None = None,
@@ -93,7 +118,7 @@ def open_gallery(
 ) -> Gallery:
     """The gallery a command works on; only commands that enrol create one (and its folder)."""
     path = gallery_path or default_gallery()
-    if create:
+    if create and isinstance(path, Path):  # a server's gallery has no folder to make
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -135,11 +160,7 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector):
     Each person is enrolled all or nothing; people whose photos fail are reported
     and skipped (exit code 1).
     """
-    folders = {
-        p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        for p in sorted(directory.iterdir())
-        if p.is_dir()
-    }
+    folders = {p.name: image_files(p) for p in sorted(directory.iterdir()) if p.is_dir()}
     folders = {name: photos for name, photos in folders.items() if photos}
     if not folders:
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
@@ -238,11 +259,25 @@ def describe_state(state) -> str:
 
 
 @click.command("verify")
-@click.argument("photo", type=click.Path(dir_okay=False))
+@click.argument("photo", type=click.Path(dir_okay=False), required=False)
 @click.option("--as", "name", required=True, help="The person the visitor claims to be.")
+@live_options
 @gallery_options
-def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, fmr, fpir):
-    """The door check: is the face in PHOTO the enrolled person NAME? Exit 0 only if so."""
+def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, fmr, fpir, **live):
+    """The door check: is the face in PHOTO the enrolled person NAME? Exit 0 only if so.
+
+    With --live (and --camera N or --source VIDEO instead of PHOTO), the visitor is asked
+    for a random action, and the door opens only when the same face on the camera is NAME
+    and performs it (see "Liveness at the door" in the README for what that does not stop).
+    """
+    if live.pop("live"):
+        if photo is not None:
+            raise click.UsageError("--live reads a camera or a video (--camera / --source), not PHOTO")
+        with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+            live_verify(gallery, name, as_json=as_json, **live)
+        return
+    if photo is None:
+        raise click.UsageError("give the PHOTO to check, or --live with --camera / --source")
     with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
         result = gallery.verify_identity(photo, name)
         detail = f"(distance {result.distance:.2f}, threshold {result.threshold:.2f}"

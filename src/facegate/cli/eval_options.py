@@ -5,25 +5,18 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from facegate.cli.output import errors_to_exit
 from facegate.detection import DETECTORS
-from facegate.errors import FacegateError
-from facegate.evaluate.run import EmbedOptions
+from facegate.evaluate.run import EmbedOptions, System
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_TTA
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class FacegateClickError(click.ClickException):
-    """A facegate error shown as one line, exiting with the error's own code."""
-
-    def __init__(self, exc: FacegateError) -> None:
-        super().__init__(str(exc))
-        self.exit_code = exc.exit_code
 
 
 class BadInputError(click.ClickException):
@@ -37,18 +30,55 @@ def friendly_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with errors_to_exit(bool(kwargs.get("as_json")), bad_input=True):
             return func(*args, **kwargs)
-        except FacegateError as exc:
-            raise FacegateClickError(exc) from exc
-        except (FileNotFoundError, ValueError) as exc:
-            raise BadInputError(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SystemChoice:
+    """What --model, --detector, --metric, --tta and --upsample chose: the systems under test."""
+
+    models: tuple[str, ...]
+    detector: str
+    metric: str | None
+    tta: bool
+    upsample: int | None
+
+    def systems(self) -> list[System]:
+        """One :class:`~facegate.evaluate.run.System` per model (names checked: an unknown one raises)."""
+        return [System.make(m, self.detector, self.metric, self.tta, self.upsample) for m in self.models]
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """What --out, --cache, --no-cache, --workers, --progress and --seed chose."""
+
+    out: Path | None
+    seed: int
+    embed: EmbedOptions
+
+
+def _handing(func: F, make: Callable[[dict[str, Any]], tuple[str, Any]]) -> F:
+    """``func`` called with the object ``make`` builds from (and in place of) its options' parameters."""
+
+    @functools.wraps(func)  # keeps the click options already attached (__click_params__)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        name, value = make(kwargs)
+        return func(*args, **{**kwargs, name: value})
 
     return wrapper  # type: ignore[return-value]
 
 
 def system_options(multiple_models: bool = False) -> Callable[[F], F]:
-    """--model, --detector, --metric, --tta, --upsample."""
+    """--model (repeatable with ``multiple_models``), --detector, --metric, --tta, --upsample,
+    handed to the command as one :class:`SystemChoice` parameter, ``system``."""
+
+    def choice(kwargs: dict[str, Any]) -> tuple[str, SystemChoice]:
+        models = kwargs.pop("models") if multiple_models else (kwargs.pop("model"),)
+        picked = (kwargs.pop(k) for k in ("detector", "metric", "tta", "upsample"))
+        return "system", SystemChoice(tuple(models), *picked)
 
     def decorate(func: F) -> F:
         options = [
@@ -80,20 +110,34 @@ def system_options(multiple_models: bool = False) -> Callable[[F], F]:
                 help="detector upsampling level [default: automatic, more for small images]",
             ),
         ]
+        handed = _handing(func, choice)
         for option in reversed(options):
-            func = option(func)
-        return func
+            handed = option(handed)
+        return handed
 
     return decorate
 
 
 def run_options(func: F | None = None, *, report: Path | None = Path("facegate-report")) -> Any:
-    """--out, --cache, --no-cache, --workers, --progress, --seed.
+    """--out, --cache, --no-cache, --workers, --progress, --seed, handed to the command as one
+    :class:`RunChoice` parameter, ``run``.
 
     ``report`` is where --out points by default; None writes no report unless asked.
     """
     if func is None:
         return functools.partial(run_options, report=report)
+
+    def choice(kwargs: dict[str, Any]) -> tuple[str, RunChoice]:
+        progress = kwargs.pop("progress")
+        shown = sys.stderr.isatty() if progress is None else progress
+        embedding = EmbedOptions(
+            cache_dir=kwargs.pop("cache_dir"),
+            use_cache=not kwargs.pop("no_cache"),
+            workers=kwargs.pop("workers"),
+            progress=shown,
+        )
+        return "run", RunChoice(kwargs.pop("out"), kwargs.pop("seed"), embedding)
+
     options = [
         click.option(
             "--out",
@@ -107,7 +151,7 @@ def run_options(func: F | None = None, *, report: Path | None = Path("facegate-r
             "cache_dir",
             type=click.Path(file_okay=False, path_type=Path),
             default=None,
-            help="embedding cache folder [default: $FACEGATE_CACHE or ~/.cache/facegate/embeddings]",
+            help="embedding cache folder [default: $FACEGATE_CACHE/embeddings or ~/.cache/facegate/embeddings]",
         ),
         click.option("--no-cache", is_flag=True, help="compute every embedding afresh and keep none"),
         click.option("--workers", type=int, default=None, help="worker processes [default: one per CPU core]"),
@@ -116,14 +160,10 @@ def run_options(func: F | None = None, *, report: Path | None = Path("facegate-r
         ),
         click.option("--seed", type=int, default=0, show_default=True, help="seed for fold and pair draws"),
     ]
+    handed = _handing(func, choice)
     for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def embed_options(cache_dir: Path | None, no_cache: bool, workers: int | None, progress: bool | None) -> EmbedOptions:
-    shown = sys.stderr.isatty() if progress is None else progress
-    return EmbedOptions(cache_dir=cache_dir, use_cache=not no_cache, workers=workers, progress=shown)
+        handed = option(handed)
+    return handed
 
 
 def command_line(ctx: click.Context) -> str:

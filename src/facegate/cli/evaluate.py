@@ -13,15 +13,18 @@ Each prints a table and writes ``report.md``, ``report.json`` and PNG plots to `
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import numpy as np
 
 from facegate.cli.eval_options import (
     BadInputError,
+    RunChoice,
+    SystemChoice,
     command_line,
-    embed_options,
     friendly_errors,
     run_options,
     system_options,
@@ -53,6 +56,20 @@ def person_of(path: str) -> str:
     return parts[-2] if len(parts) >= 2 else Path(path).name.split(".", 1)[0]
 
 
+def each_system(system: SystemChoice, report: Report, evaluate_one: Callable[[System], tuple[Any, Any]]) -> list:
+    """``evaluate_one`` on every system chosen, each result printed and added to ``report``.
+
+    Returns ``[(result, embedded)]`` in the order of the systems."""
+    results = []
+    for chosen in system.systems():
+        result, embedded = evaluate_one(chosen)
+        results.append((result, embedded))
+        click.echo(format_table(result.rows(), result.name))
+        click.echo()
+        report.add(result.name, result.rows())
+    return results
+
+
 @evaluate.command("pairs")
 @click.argument("pairs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -67,34 +84,15 @@ def person_of(path: str) -> str:
 @click.pass_context
 @friendly_errors
 def pairs_command(
-    ctx: click.Context,
-    pairs_file: Path,
-    images: Path,
-    models: tuple[str, ...],
-    detector: str,
-    metric: str | None,
-    tta: bool,
-    upsample: int | None,
-    folds: int,
-    out: Path,
-    cache_dir: Path | None,
-    no_cache: bool,
-    workers: int | None,
-    progress: bool | None,
-    seed: int,
+    ctx: click.Context, pairs_file: Path, images: Path, folds: int, system: SystemChoice, run: RunChoice
 ) -> None:
     """Verification (1:1) on the pairs of PAIRS_FILE."""
     pairs = load_pairs(pairs_file)
-    options = embed_options(cache_dir, no_cache, workers, progress)
+    out = run.out
     report = Report(f"Verification on {pairs_file.name}", command=command_line(ctx))
-    results = []
-    for model in models:
-        system = System.make(model, detector, metric, tta, upsample)
-        result, embedded = evaluate_pairs(pairs, images, system, options, folds=folds, seed=seed)
-        results.append((result, embedded))
-        click.echo(format_table(result.rows(), result.name))
-        click.echo()
-        report.add(result.name, result.rows())
+    results = each_system(
+        system, report, lambda chosen: evaluate_pairs(pairs, images, chosen, run.embed, folds=folds, seed=run.seed)
+    )
 
     first, embedded = results[0]
     report.figures.append(plot_roc([(r.name, r.roc) for r, _ in results], out / "roc.png", f"ROC on {pairs_file.name}"))
@@ -159,34 +157,22 @@ def identify_command(
     min_photos: int | None,
     unknown: float,
     layout: str | None,
-    models: tuple[str, ...],
-    detector: str,
-    metric: str | None,
-    tta: bool,
-    upsample: int | None,
-    out: Path,
-    cache_dir: Path | None,
-    no_cache: bool,
-    workers: int | None,
-    progress: bool | None,
-    seed: int,
+    system: SystemChoice,
+    run: RunChoice,
 ) -> None:
     """Identification (1:K) on a folder-per-person set (DIR/<person>/*.jpg, ORL, Yale)."""
     faces = load_folder(folder, layout).select(people=people, min_photos=min_photos or folds)
     if len(faces.people) < 2:
         raise click.ClickException(f"{folder}: fewer than 2 people with at least {min_photos or folds} photos")
-    options = embed_options(cache_dir, no_cache, workers, progress)
+    out, seed = run.out, run.seed
     report = Report(f"Identification on {folder.name}", command=command_line(ctx))
-    results = []
-    for model in models:
-        system = System.make(model, detector, metric, tta, upsample)
-        result, embedded = evaluate_identification(
-            faces, system, options, folds=folds, seed=seed, unknown_fraction=unknown
-        )
-        results.append((result, embedded))
-        click.echo(format_table(result.rows(), result.name))
-        click.echo()
-        report.add(result.name, result.rows())
+    results = each_system(
+        system,
+        report,
+        lambda chosen: evaluate_identification(
+            faces, chosen, run.embed, folds=folds, seed=seed, unknown_fraction=unknown
+        ),
+    )
 
     first, embedded = results[0]
     report.figures.append(plot_cmc([(r.name, r.cmc) for r, _ in results], out / "cmc.png", f"CMC on {folder.name}"))

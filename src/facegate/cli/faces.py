@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image
 
 from facegate.cli.output import errors_to_exit, json_option
+from facegate.datasets.folders import image_files
 from facegate.detection import DETECTORS
 from facegate.errors import FacegateError
-from facegate.images import IMAGE_SUFFIXES, load_image
+from facegate.images import load_image
 from facegate.models import MODELS, get_model
 from facegate.pipeline import DEFAULT_DETECTOR, DEFAULT_MODEL, DEFAULT_MULTI_FACE, detect_faces, represent_many
 
@@ -27,7 +28,7 @@ def photo_paths(sources: tuple[str, ...]) -> list[Path]:
     out: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            out += sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            out += image_files(source, recursive=True)
         else:
             out.append(source)
     return out

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from facegate.cli.output import errors_to_exit
+
 
 def omniglot_data_option(files: str) -> Callable[[Any], Any]:
     """``--data DIR``: the Omniglot folder holding ``files`` [default: $FACEGATE_OMNIGLOT]."""
@@ -48,18 +50,14 @@ def oneshot_command(
 ) -> None:
     """Evaluate an Omniglot checkpoint: pairs (ROC, EER), N-way k-shot episodes, the 20
     official runs and drawers 1–10 vs 11–20; writes report.md, report.json and plots."""
-    try:
-        from facegate.evaluate.oneshot_report import evaluate_checkpoint
-    except ImportError as exc:
-        raise click.ClickException(f"{exc}; install the [train] extra: pip install 'facegate[train]'") from None
     if data_root is None:
         raise click.UsageError("give --data DIR or set $FACEGATE_OMNIGLOT")
-    try:
+    with errors_to_exit(False, bad_input=True):  # torch missing: 6
+        from facegate.learn.oneshot_report import evaluate_checkpoint
+
         report = evaluate_checkpoint(
             checkpoint, out_dir, data_root, episodes, n_pairs, seed, threads, plots=not no_plots, tta=tta
         )
-    except (FileNotFoundError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
     p = report["pairs"]
     click.echo(f"pairs ({p['n_pairs']}): accuracy {_pct(p['accuracy'])}  EER {_pct(p['eer'])}  AUC {p['auc']:.4f}")
     for e in report["episodes"] + report["episodes_within_alphabet"]:

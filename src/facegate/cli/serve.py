@@ -18,21 +18,18 @@ from facegate.cli.core import default_gallery, fmr_option, fpir_option, gallery_
 from facegate.cli.output import emit, errors_to_exit, json_option
 from facegate.detection import DETECTORS
 from facegate.gallery.audit import EventQuery, query_events
+from facegate.gallery.backends import open_existing, stored_meta
 from facegate.gallery.keys import ROLES, active_keys, create_key, list_keys, revoke_key
 from facegate.gallery.lockout import LockoutPolicy, unlock
-from facegate.gallery.store import GalleryStore
 from facegate.service.settings import ServeSettings  # plain dataclasses: no FastAPI imported
 
 #: the service's defaults, each defined once in its settings
 DEFAULTS = ServeSettings(gallery="")
 LOCKOUT = LockoutPolicy()
 
-#: exit code of a missing optional dependency (as for a model that cannot run here)
-EXIT_MISSING = 6
 
-
-def _store(gallery_path: Path | None) -> GalleryStore:
-    return GalleryStore.open_existing(gallery_path or default_gallery())
+def _store(gallery_path: Path | str | None):
+    return open_existing(gallery_path or default_gallery())
 
 
 @click.command()
@@ -113,24 +110,23 @@ def serve(
     log_level,
 ):
     """Serve the gallery over HTTP: the door API, the web console at / and the API's documentation at /docs."""
-    try:
+    with errors_to_exit(False):  # the serve extra missing: 6
         import uvicorn
 
         from facegate.service.settings import SETTINGS_ENV, is_loopback
-    except ImportError as exc:
-        click.echo(f"error: facegate serve needs the serve extra ({exc}): pip install 'facegate[serve]'", err=True)
-        sys.exit(EXIT_MISSING)
-    path = (gallery_path or default_gallery()).expanduser().resolve()
+    path = gallery_path or default_gallery()
+    if isinstance(path, Path):  # a URL is kept as given
+        path = path.expanduser().resolve()
     with (
         errors_to_exit(False),
         open_gallery(path, detector=detector, fmr=fmr, fpir=fpir, create=True) as gallery,
         gallery.store.reading() as db,
     ):
-        people, keys = len(gallery), active_keys(db)
+        people, keys, shown_path = len(gallery), active_keys(db), gallery.path  # a URL without its password
     if keys == 0 and not is_loopback(host):
         click.echo(
             f"error: refusing to serve on {host} without an API key: anyone who can reach it could use it. "
-            f"Create one first: facegate keys create --role admin --gallery {path}",
+            f"Create one first: facegate keys create --role admin --gallery {shown_path}",
             err=True,
         )
         sys.exit(2)
@@ -151,7 +147,7 @@ def serve(
     os.environ[SETTINGS_ENV] = settings.to_json()
     shown = f"[{host}]" if ":" in host else host
     click.echo(
-        f"facegate serves {path} ({people} {'person' if people == 1 else 'people'}) at http://{shown}:{port}/ "
+        f"facegate serves {shown_path} ({people} {'person' if people == 1 else 'people'}) at http://{shown}:{port}/ "
         "(console) and /docs (API), "
         f"{workers} worker process{'es' if workers > 1 else ''}.",
         err=True,
@@ -159,7 +155,7 @@ def serve(
     if keys == 0:
         click.echo(
             f"note: there is no API key yet, so every request but /health is refused; create one: "
-            f"facegate keys create --role admin --gallery {path}",
+            f"facegate keys create --role admin --gallery {shown_path}",
             err=True,
         )
     try:
@@ -193,10 +189,8 @@ def keys_create(role, label, gallery_path, as_json):
     """Create an API key: the key alone goes to standard output, once (only a salted hash is stored)."""
     with errors_to_exit(as_json):
         path = gallery_path or default_gallery()
-        if GalleryStore.stored_meta(path):
-            store = GalleryStore.open_existing(path)
-        else:  # a new gallery: made with the default model, as enrolling would
-            store = open_gallery(path, create=True).store
+        # a new gallery: made with the default model, as enrolling would
+        store = open_existing(path) if stored_meta(path) else open_gallery(path, create=True).store
         try:
             with store.transaction() as db:
                 record, key = create_key(db, role, label or None)
@@ -206,7 +200,8 @@ def keys_create(role, label, gallery_path, as_json):
             emit(True, {**record.to_dict(), "key": key}, "")
             return
         click.echo(
-            f"Created {role} key {record.id} ({record.label}) in {path}. It is shown this once: keep it now.", err=True
+            f"Created {role} key {record.id} ({record.label}) in {store.path}. It is shown this once: keep it now.",
+            err=True,
         )
         click.echo(key)
 

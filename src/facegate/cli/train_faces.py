@@ -12,10 +12,8 @@ from pathlib import Path
 import click
 
 from facegate.cli.output import emit, errors_to_exit, json_option
-from facegate.errors import ModelUnavailableError
-
-_STAGES = ("stem", "inception_3a", "inception_3b", "inception_3c", "inception_4a", "inception_4e",
-           "inception_5a", "inception_5b", "head")  # fmt: skip
+from facegate.cli.train import config_options
+from facegate.learn.training.config import FinetuneConfig
 
 
 @click.command("faces")
@@ -40,84 +38,34 @@ _STAGES = ("stem", "inception_3a", "inception_3b", "inception_3c", "inception_4a
     help="Train even when the starting weights lack some layers (those start random); "
     "without it an incomplete set is refused with the list of what is missing.",
 )
-@click.option("--epochs", type=click.IntRange(1), default=5, show_default=True)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder to write the trained weights (CSV, loadable as --weights) and training.json.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--time-budget", type=click.FloatRange(min=0), default=None, help="Stop training after SECONDS.")
-@click.option(
-    "--holdout-people",
-    type=click.IntRange(2),
-    default=10,
-    show_default=True,
-    help="People kept out of training to measure verification accuracy on.",
-)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
-@click.option(
-    "--train-from",
-    type=click.Choice(_STAGES),
-    default="inception_3c",
-    show_default=True,
-    help="First trained stage when starting from weights (earlier ones stay frozen).",
-)
-@click.option(
-    "--crop",
-    type=click.Choice(["align", "whole"]),
-    default="align",
-    show_default=True,
-    help="align: HOG face + OpenFace alignment (whole photo if no face); whole: resize the photo.",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(1),
-    default=None,
-    help="PyTorch CPU threads (default: PyTorch's choice; 1 is often fastest on a busy machine).",
-)
+@config_options(FinetuneConfig)
 @json_option
 def faces_command(
     directory: Path,
     model: str,
     weights: Path | None,
     allow_missing: bool,
-    epochs: int,
     out: Path | None,
-    seed: int,
-    time_budget: float | None,
-    holdout_people: int,
-    lr: float,
-    train_from: str,
-    crop: str,
-    threads: int | None,
     as_json: bool,
+    **options: object,
 ) -> None:
     """Fine-tune MODEL with the triplet loss (semi-hard mining) on DIRECTORY/<person>/<photo>."""
     say = (lambda _text: None) if as_json else click.echo
-    with errors_to_exit(as_json):
-        try:
-            from facegate.training.faces import FinetuneConfig, finetune_faces, save_finetuned
-        except ImportError as exc:
-            raise ModelUnavailableError(
-                f"training needs PyTorch ({exc.name} is missing): pip install 'facegate[train]'"
-            ) from exc
+    with errors_to_exit(as_json):  # torch missing: 6
+        from facegate.learn.training.faces import finetune_faces, save_finetuned
+
         start = weights or (
             Path(os.environ["FACEGATE_NN4SMALL2_WEIGHTS"]) if os.environ.get("FACEGATE_NN4SMALL2_WEIGHTS") else None
         )
         if start is None:
             say("no --weights: every layer starts random and trains")
-        config = FinetuneConfig(
-            epochs=epochs,
-            time_budget=time_budget,
-            holdout_people=holdout_people,
-            lr=lr,
-            seed=seed,
-            train_from=train_from,
-            crop=crop,  # type: ignore[arg-type]
-            threads=threads,
-        )
+        config = FinetuneConfig(**options)  # type: ignore[arg-type]
         try:
             result = finetune_faces(directory, start, config, strict=not allow_missing, log=say)
         except (ValueError, FileNotFoundError) as exc:

@@ -1,1 +1,1 @@
-"""Datasets: loaders for public benchmark data (Omniglot, LFW, folders of images)."""
+"""Datasets: loaders for public face benchmark data (LFW, folders of images); Omniglot lives in facegate.learn."""

@@ -21,7 +21,6 @@ from pathlib import Path
 from facegate.images import IMAGE_SUFFIXES
 from facegate.registry import Registry
 
-IMAGE_EXTENSIONS = IMAGE_SUFFIXES
 _TEXT_EXTENSIONS = frozenset({".txt", ".md", ".tsv", ".csv", ".json", ".yaml", ".yml", ".zip", ".tgz", ".gz"})
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF87a", b"GIF89a", b"BM", b"P2", b"P5", b"P3", b"P6", b"II*\x00", b"MM\x00*")
 
@@ -31,7 +30,7 @@ def is_image_file(path: Path) -> bool:
     if not path.is_file() or path.name.startswith("."):
         return False
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if suffix in IMAGE_SUFFIXES:
         return True
     if suffix in _TEXT_EXTENSIONS:
         return False
@@ -41,6 +40,12 @@ def is_image_file(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files in ``folder`` (:func:`is_image_file`; ``recursive``: below it too), sorted."""
+    entries = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in entries if is_image_file(p))
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,9 @@ def person_folders(root: Path) -> FaceSet | None:
     """``root/<person>/<photo>``: every sub-folder holding images is a person."""
     paths, labels = [], []
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for f in sorted(sub.iterdir(), key=lambda q: _natural(q.name)):
-            if is_image_file(f):
-                paths.append(f"{sub.name}/{f.name}")
-                labels.append(sub.name)
+        for f in sorted(image_files(sub), key=lambda q: _natural(q.name)):
+            paths.append(f"{sub.name}/{f.name}")
+            labels.append(sub.name)
     return FaceSet(root, paths, labels, "person-folders") if paths else None
 
 

@@ -144,6 +144,10 @@ def verification_point(
     return _resolve("verification", scoring, threshold, fmr, comparisons)
 
 
+#: galleries with more people than this sum their template effects per distinct template count
+LARGE_GALLERY = 10_000
+
+
 def identification_point(
     scoring: Scoring, template_counts: Iterable[int], threshold: float | None = None, fpir: float | None = None
 ) -> OperatingPoint:
@@ -153,7 +157,14 @@ def identification_point(
     template effects, mapped through the measured ``gallery_effect`` (strangers that
     resemble many people make comparisons with a large gallery overlap).
     """
-    templates = sum(effective_comparisons(scoring.template_effect, int(m)) for m in template_counts)
+    counts = np.asarray(list(template_counts) if not isinstance(template_counts, np.ndarray) else template_counts)
+    if len(counts) > LARGE_GALLERY:  # one effect per distinct count: a million people in milliseconds, not a minute
+        sizes, people = np.unique(counts.astype(int), return_counts=True)
+        templates = sum(
+            effective_comparisons(scoring.template_effect, int(m)) * int(k) for m, k in zip(sizes, people, strict=True)
+        )
+    else:
+        templates = sum(effective_comparisons(scoring.template_effect, int(m)) for m in counts)
     comparisons = max(effective_comparisons(scoring.gallery_effect, templates, log_scale=True), 1.0)
     return _resolve("identification", scoring, threshold, fpir, comparisons)
 

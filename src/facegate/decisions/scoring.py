@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facegate.decisions.curves import FmrCurve
 from facegate.decisions.normalisation import AsNorm, CohortStats, distance_threshold, normalise, packaged_cohort
 from facegate.decisions.table import ThresholdUnavailableError, threshold_entry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facegate.models.base import EmbeddingModel
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,19 @@ def _broadcast(stats: CohortStats, n: int) -> CohortStats:
     return CohortStats(np.broadcast_to(stats.mean, (n,)), np.broadcast_to(stats.std, (n,)))
 
 
-def scoring_for(model: str, metric: str, normalise: bool | None = None, threshold: float | None = None) -> Scoring:
-    """The scoring of (model, metric) from the calibration table.
+def scoring_for(
+    model: str | EmbeddingModel, metric: str, normalise: bool | None = None, threshold: float | None = None
+) -> Scoring:
+    """The scoring of (model, metric) from the calibration table (``model``: a registry name or an instance).
 
     ``normalise=None`` takes the table's default score; ``False`` forces plain
     distances, ``True`` cohort normalisation (when calibrated). A raw ``threshold``
     always means a plain distance, so it turns normalisation off.
     """
+    entry_of = model
+    model = model if isinstance(model, str) else model.name
     try:
-        entry = threshold_entry(model, metric)
+        entry = threshold_entry(entry_of, metric)
     except ThresholdUnavailableError as exc:
         if threshold is None:  # enrolment needs no threshold; a decision will say what is missing
             return Scoring(model, metric, "distance", None, unavailable=str(exc))

@@ -16,13 +16,16 @@ may bring its own threshold
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facegate.errors import FacegateError
+from facegate.paths import config_dir, env_path
+
+if TYPE_CHECKING:  # pragma: no cover
+    from facegate.models.base import EmbeddingModel
 
 PACKAGED = "thresholds.json"
 #: the false-match rate a 1:1 decision allows unless the operator says otherwise
@@ -39,11 +42,8 @@ class ThresholdUnavailableError(FacegateError):
 
 
 def user_file() -> Path:
-    override = os.environ.get("FACEGATE_THRESHOLDS")
-    if override:
-        return Path(override).expanduser()
-    base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    return base / "facegate" / "thresholds.json"
+    """``$FACEGATE_THRESHOLDS``, else ``thresholds.json`` in :func:`facegate.paths.config_dir`."""
+    return env_path("FACEGATE_THRESHOLDS") or config_dir() / "thresholds.json"
 
 
 @cache
@@ -62,24 +62,26 @@ def _user_table() -> dict[str, dict[str, dict[str, Any]]]:
         raise FacegateError(f"cannot read the threshold file {path}: {exc}") from exc
 
 
-def threshold_entry(model: str, metric: str) -> dict[str, Any]:
+def threshold_entry(model: str | EmbeddingModel, metric: str) -> dict[str, Any]:
     """The table entry for (model, metric): the user's, else the packaged one, else the
     threshold the model's weights came with. An entry holds curves (``scores``) or a
-    fixed ``threshold``, and says how it was calibrated."""
+    fixed ``threshold``, and says how it was calibrated. ``model`` is a registry name or
+    an instance (whose own threshold is then its weights')."""
+    name = model if isinstance(model, str) else model.name
     for table in (_user_table(), packaged_table()):
-        entry = table.get(model, {}).get(metric)
+        entry = table.get(name, {}).get(metric)
         if entry is not None:
             return entry
     own = _model_threshold(model, metric)
     if own is not None:
-        return {"threshold": own, "calibrated_on": f"{model}'s own validation data"}
+        return {"threshold": own, "calibrated_on": f"{name}'s own validation data"}
     raise ThresholdUnavailableError(
-        f"no calibrated threshold for model {model!r} with metric {metric!r}; "
+        f"no calibrated threshold for model {name!r} with metric {metric!r}; "
         "pass threshold=... or run `facegate calibrate`"
     )
 
 
-def _model_threshold(model: str, metric: str) -> float | None:
+def _model_threshold(model: str | EmbeddingModel, metric: str) -> float | None:
     from facegate.models import get_model
 
     try:

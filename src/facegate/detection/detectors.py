@@ -174,11 +174,8 @@ class HogThenCnn(FallbackDetector):
         super().__init__("hog", "cnn")
 
 
-def get_detector(name: str) -> Detector:
-    """The shared instance of detector ``name``."""
-    return _instance(name)
-
-
-@cache
-def _instance(name: str) -> Detector:
-    return DETECTORS.create(name)
+def get_detector(detector: str | Detector) -> Detector:
+    """Detector ``detector``: the shared instance of a registry name, or the instance given."""
+    if isinstance(detector, Detector):
+        return detector
+    return DETECTORS.shared(detector)

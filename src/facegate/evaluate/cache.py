@@ -7,7 +7,7 @@ embedding (or the error that stopped it: a failure to enrol is a result too), ke
 by the file's absolute path, size and modification time, so an edited photo is
 embedded again.
 
-The folder is ``cache_dir``, else ``$FACEGATE_CACHE``, else
+The folder is ``cache_dir``, else ``$FACEGATE_CACHE/embeddings``, else
 ``~/.cache/facegate/embeddings``. Writes are atomic and merge with what another
 process wrote meanwhile.
 """
@@ -25,6 +25,7 @@ import numpy as np
 from facegate import errors as _errors
 from facegate.errors import FacegateError
 from facegate.models import get_model
+from facegate.paths import cache_dir
 from facegate.pipeline import DEFAULT_MULTI_FACE, DEFAULT_TTA, MultiFacePolicy, represent_many
 
 #: rows written per saved batch, so an interrupted long run keeps most of its work
@@ -32,11 +33,8 @@ SAVE_EVERY = 1000
 
 
 def default_cache_dir() -> Path:
-    """``$FACEGATE_CACHE`` or ``~/.cache/facegate/embeddings``."""
-    override = os.environ.get("FACEGATE_CACHE")
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "facegate" / "embeddings"
+    """``$FACEGATE_CACHE/embeddings`` or ``~/.cache/facegate/embeddings`` (:func:`facegate.paths.cache_dir`)."""
+    return cache_dir("embeddings")
 
 
 def file_key(path: str | Path) -> str:

@@ -18,20 +18,14 @@ import numpy as np
 
 from facegate.decisions.curves import CalibrationError, FmrCurve
 from facegate.decisions.table import save_threshold
-from facegate.evaluate.metrics import roc_curve
+from facegate.evaluate.metrics import AtFmr, at_fmr
 
 
 @dataclass(frozen=True)
-class Calibration:
+class Calibration(AtFmr):
     """A threshold for a target FMR and what it gives on the development pairs."""
 
-    target_fmr: float
-    threshold: float
-    fmr: float
-    fnmr: float
-    n_genuine: int
-    n_impostor: int
-    failed_pairs: int
+    failed_pairs: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,25 +57,14 @@ def calibrate_threshold(distances: np.ndarray, labels: np.ndarray, target_fmr: f
     """The largest threshold with measured FMR ≤ ``target_fmr``, and the FMR/FNMR there."""
     if not 0.0 < target_fmr < 1.0:
         raise CalibrationError(f"the target FMR must be between 0 and 1, got {target_fmr}")
-    d = np.asarray(distances, dtype=np.float64)
-    y = np.asarray(labels).astype(bool)
-    n_impostor = int((~y).sum())
-    need = int(np.ceil(1.0 / target_fmr))
-    if n_impostor < need:
+    point = at_fmr(distances, labels, target_fmr)
+    if not point.measurable:
         raise CalibrationError(
-            f"FMR {target_fmr:g} needs at least {need} impostor pairs to be measured; the set has {n_impostor}"
+            f"FMR {target_fmr:g} needs at least {int(np.ceil(1.0 / target_fmr))} impostor pairs to be measured; "
+            f"the set has {point.n_impostor}"
         )
-    roc = roc_curve(d, y)
-    i = int(np.flatnonzero(roc.fpr <= target_fmr)[-1])
-    return Calibration(
-        target_fmr=float(target_fmr),
-        threshold=float(roc.thresholds[i]),
-        fmr=float(roc.fpr[i]),
-        fnmr=float(roc.fnmr[i]),
-        n_genuine=int(y.sum()),
-        n_impostor=n_impostor,
-        failed_pairs=int((~np.isfinite(d)).sum()),
-    )
+    failed = int((~np.isfinite(np.asarray(distances, dtype=np.float64))).sum())
+    return Calibration(**asdict(point), failed_pairs=failed)
 
 
 def save_calibration(

@@ -131,23 +131,36 @@ def best_threshold(distances: np.ndarray, labels: np.ndarray) -> tuple[float, fl
     return float((t + above) / 2), float(correct[i] / d.size)
 
 
-def fnmr_at_fmr(distances: np.ndarray, labels: np.ndarray, target_fmr: float) -> tuple[float, float] | None:
-    """FNMR at the largest threshold whose FMR does not exceed ``target_fmr``, and that threshold.
+@dataclass(frozen=True)
+class AtFmr:
+    """The operating point at a target FMR: the largest threshold whose measured FMR stays
+    at or below the target, and the rates measured there."""
 
-    Returns None when there are too few impostor pairs to measure that FMR (fewer
-    than 1 / target_fmr): the figure would be an extrapolation, not a measurement.
-    """
+    target_fmr: float
+    threshold: float
+    fmr: float
+    fnmr: float
+    n_genuine: int
+    n_impostor: int
+
+    @property
+    def measurable(self) -> bool:
+        """Whether there are impostor pairs enough (1 / target or more) to measure that FMR at all."""
+        return self.n_impostor >= int(np.ceil(1.0 / self.target_fmr))
+
+
+def at_fmr(distances: np.ndarray, labels: np.ndarray, target_fmr: float) -> AtFmr:
+    """The largest threshold whose measured FMR does not exceed ``target_fmr``, with FMR and
+    FNMR there. Below ``1 / target_fmr`` impostor pairs the figure is an extrapolation, not
+    a measurement: :attr:`AtFmr.measurable` says so, and callers that report or store it refuse."""
     d, y = _check(distances, labels)
-    if (~y).sum() < int(np.ceil(1.0 / target_fmr)):
-        return None
     roc = roc_curve(d, y)
-    ok = np.flatnonzero(roc.fpr <= target_fmr)
-    i = int(ok[-1])
-    return float(roc.fnmr[i]), float(roc.thresholds[i])
-
-
-def threshold_at_fmr(distances: np.ndarray, labels: np.ndarray, target_fmr: float) -> float:
-    """The largest threshold whose measured FMR stays at or below ``target_fmr``."""
-    d, y = _check(distances, labels)
-    roc = roc_curve(d, y)
-    return float(roc.thresholds[int(np.flatnonzero(roc.fpr <= target_fmr)[-1])])
+    i = int(np.flatnonzero(roc.fpr <= target_fmr)[-1])
+    return AtFmr(
+        float(target_fmr),
+        float(roc.thresholds[i]),
+        float(roc.fpr[i]),
+        float(roc.fnmr[i]),
+        int(y.sum()),
+        int((~y).sum()),
+    )

@@ -21,11 +21,12 @@ from facegate.distances import get_metric
 from facegate.evaluate.metrics import Roc
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Draw ``fig`` off-screen (Agg) into the PNG file ``path``, making its folder."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=110, bbox_inches="tight")
+    fig.savefig(out, dpi=dpi, bbox_inches="tight")
     return out
 
 
@@ -45,7 +46,7 @@ def plot_roc(curves: Sequence[tuple[str, Roc]], path: str | Path, title: str = "
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_distance_matrix(
@@ -87,7 +88,7 @@ def plot_distance_matrix(
             if i != j:
                 ax.add_patch(_rect(j, i))
     ax.set_title(title + (f" (outlined: ≤ {threshold:.3f}, a match)" if threshold is not None else ""))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _rect(x: int, y: int):
@@ -149,7 +150,7 @@ def plot_pair_sheet(
         truth = "same" if p.same else "different"
         ax.set_title(f"{d}: {verdict} ({truth})", fontsize=8, color="green" if correct else "red")
     fig.suptitle(f"{title} — threshold {threshold:.3f}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pad(image: np.ndarray, height: int) -> np.ndarray:
@@ -169,7 +170,7 @@ def plot_cmc(curves: Sequence[tuple[str, np.ndarray]], path: str | Path, title: 
     ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1.01), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def pick_for_heatmap(labels: Sequence[str], ok: np.ndarray, people: int = 8, per_person: int = 3) -> np.ndarray:

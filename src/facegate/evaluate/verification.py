@@ -19,7 +19,7 @@ from facegate.datasets.lfw import Pair
 from facegate.decisions import DEFAULT_FMR
 from facegate.distances import get_metric
 from facegate.evaluate.cache import Embedded
-from facegate.evaluate.metrics import Roc, auc, eer, fnmr_at_fmr, roc_curve
+from facegate.evaluate.metrics import Roc, at_fmr, auc, eer, roc_curve
 from facegate.evaluate.protocol import KFoldResult, SystemResult, assign_folds, kfold_accuracy
 
 #: the false-match rates FNMR is reported at
@@ -158,12 +158,12 @@ def fmr_points(scores: PairScores, targets: Sequence[float] = FMR_TARGETS) -> li
     n_impostor = int((scores.labels == 0).sum())
     points = []
     for target in targets:
-        found = fnmr_at_fmr(scores.distances, scores.labels, target)
-        if found is None:
+        found = at_fmr(scores.distances, scores.labels, target)
+        if not found.measurable:
             need = int(np.ceil(1.0 / target))
             points.append(FmrPoint(target, None, None, f"needs ≥ {need} impostor pairs, has {n_impostor}"))
         else:
-            points.append(FmrPoint(target, found[0], found[1]))
+            points.append(FmrPoint(target, found.fnmr, found.threshold))
     return points
 
 

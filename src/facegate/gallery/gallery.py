@@ -13,8 +13,10 @@ strangers), which becomes a stricter threshold as the gallery grows
 
 from __future__ import annotations
 
+import os
 import time
 import unicodedata
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from os import PathLike
@@ -38,7 +40,10 @@ from facegate.decisions.quality import DEFAULT_GATE, QualityGate
 from facegate.decisions.scoring import Scoring
 from facegate.distances import get_metric
 from facegate.errors import GalleryError, InvalidNameError
+from facegate.gallery.ann import ANN_METRICS, SEARCHES, AnnSearch, Searcher, resolve_search
+from facegate.gallery.ann import available as ann_available
 from facegate.gallery.audit import Event, default_source
+from facegate.gallery.backends import open_store, stored_meta
 from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
@@ -79,6 +84,12 @@ class Gallery:
     as calibrated), and ``quality`` refuses to decide on probes too small, turned
     or blurred to trust (a :class:`~facegate.decisions.quality.QualityGate`; None
     turns it off).
+
+    ``index`` chooses how people are searched (:mod:`facegate.gallery.ann`):
+    ``exact`` scores every template, ``ann`` asks an approximate graph (kept beside
+    the gallery file) for candidates and scores those exactly, ``auto`` (the
+    default, or ``$FACEGATE_INDEX``) is exact below
+    :data:`~facegate.gallery.ann.ANN_MIN_TEMPLATES` templates and the graph above.
     """
 
     def __init__(
@@ -95,8 +106,13 @@ class Gallery:
         normalise: bool | None = None,
         quality: QualityGate | None = DEFAULT_GATE,
         create: bool = True,
+        index: str | None = None,
     ) -> None:
-        recorded = GalleryStore.stored_meta(path)
+        self.index = index or os.environ.get("FACEGATE_INDEX") or "auto"
+        if self.index not in SEARCHES:
+            raise GalleryError(f"unknown index {self.index!r}; use one of {', '.join(SEARCHES)}")
+        self._ann: AnnSearch | None = None
+        recorded = stored_meta(path)
         stored = recorded.get("model")
         self.model_name = model_name or stored or DEFAULT_MODEL
         if stored is not None and model_name is None and stored not in MODELS:
@@ -118,7 +134,7 @@ class Gallery:
         self.tta = tta if tta is not None else recorded.get("tta", tta_name(DEFAULT_TTA)) == tta_name(True)
         #: what makes this gallery's embeddings; a gallery refuses to open with other settings than its own
         self.settings = EmbeddingSettings.of(self.model_name, self.tta)
-        self._store = GalleryStore(
+        self._store = open_store(
             path,
             self.model_name,
             model.dim,
@@ -133,6 +149,8 @@ class Gallery:
 
     # -- lifecycle -----------------------------------------------------------
     def close(self) -> None:
+        if self._ann is not None and self._ann.unsaved:
+            self._ann.save()
         self._store.close()
 
     def __enter__(self) -> Gallery:
@@ -160,14 +178,136 @@ class Gallery:
         """The gallery's store: its SQLite file, audit log and API keys included."""
         return self._store
 
+    @property
+    def search_kind(self) -> str:
+        """How people are searched now: ``exact`` or ``ann`` (``index`` resolved at the current size)."""
+        self._sync()
+        return self._search
+
+    @property
+    def ann(self) -> AnnSearch | None:
+        """The in-process graph, when the gallery searches with one."""
+        return self._ann
+
+    def _searcher(self) -> Searcher:
+        """Who finds candidates: the store itself when it can (pgvector), else the in-process graph."""
+        return getattr(self._store, "searcher", None) or self._ann  # type: ignore[return-value]
+
     def _reload(self) -> None:
+        previous, previous_stats = getattr(self, "_index", None), getattr(self, "_person_stats", None)
         self._version = self._store.data_version()
         self._people_version = self._store.people_version()
-        owners, matrix, self._names = self._store.load_matrix()
+        store_searches = getattr(self._store, "searcher", None) is not None
+        loader = getattr(self._store, "load_templates", None)
+        ids = None
+        if self.index != "exact" and loader is not None and not store_searches:
+            ids, owners, matrix, self._names = loader()
+        else:
+            owners, matrix, self._names = self._store.load_matrix()
         self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
-        self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
+        self._search = resolve_search(self.index, len(self._index))
+        missing = not store_searches and (ids is None or self.metric_name not in ANN_METRICS or not ann_available())
+        if self._search == "ann" and missing:
+            if self.index == "ann":
+                why = (
+                    "hnswlib is not installed: pip install 'facegate[ann]'"
+                    if not ann_available()
+                    else (f"metric {self.metric_name!r}, store {type(self._store).__name__}")
+                )
+                raise GalleryError(f"no approximate index for this gallery ({why}); use index='exact'")
+            self._search = "exact"
+        if self._search == "ann" and not store_searches:
+            if self._ann is None:
+                self._ann = AnnSearch.open(
+                    self._store.path if _is_file(self._store.path) else None,
+                    self._store.identity(),
+                    self._people_version,
+                    ids,
+                    owners,
+                    matrix,
+                    ANN_METRICS[self.metric_name],
+                )
+            else:
+                self._ann.sync(ids, owners, matrix, self._people_version)
+        elif self._ann is not None:  # shrank below the switch: keep the files up to date, search exactly
+            if self._ann.unsaved:
+                self._ann.save()
+            self._ann = None
+        if self._search == "exact":
+            self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
+        else:
+            self._person_stats = self._large_stats(previous, previous_stats)
         self._identification: OperatingPoint | None = None  # computed when first needed
+
+    def _large_stats(self, previous: TemplateIndex | None, previous_stats: object) -> _LazyStats:
+        """The cohort statistics of a gallery searched through candidates: computed once for
+        everyone and kept with the graph (its files), then per changed person; a person
+        missing from them is computed when first a candidate."""
+        stats = _LazyStats(self.scoring, self._index.means)
+        ann = self._ann
+        if ann is None or self.scoring.norm is None:
+            return stats
+        key = _stats_key(self.scoring)
+        if isinstance(previous_stats, _LazyStats) and previous is not None:  # this session's, moved
+            stats = previous_stats.moved(previous.people, self._index.people, self._index.means, ann.touched)
+        elif np.array_equal(ann.kept.get("key", np.zeros(0)), key):  # kept with the graph
+            stats.restore(ann.kept, self._index.people, ann.touched)
+        if np.isnan(stats.mean).any() and len(stats.mean):
+            stats.rows(np.flatnonzero(np.isnan(stats.mean)))
+            ann.unsaved += 1
+            ann._dirty = True
+        self._person_stats = stats
+        ann.keep = lambda: {"key": key, "people": self._index.people, **self._person_stats.arrays()}
+        if ann.unsaved and ann.origin != "loaded":
+            ann.save()
+        return stats
+
+    def _changed(
+        self, bump: int, added: Sequence[tuple[int, str, Sequence[int], np.ndarray]] = (), removed: int | None = None
+    ) -> None:
+        """After this gallery's own write: ``bump`` changes to people or templates, ``added``
+        (person id, name, template ids, vectors) and ``removed`` (a person id).
+
+        Exact search reloads everything. With a graph, the in-memory index, the graph and
+        the cohort statistics change by what was written (no rebuild), unless another
+        connection changed people too (the counter moved by more than ``bump``): then
+        everything is read again."""
+        if self._search == "exact":
+            self._reload()
+            return
+        version = self._store.people_version()
+        if version != self._people_version + bump:
+            self._reload()
+            return
+        self._people_version = version
+        if removed is not None:
+            self._names.pop(removed, None)
+        for person, name, _, _ in added:
+            self._names[person] = name
+        old = self._index
+        vectors = [np.asarray(v, np.float32).reshape(len(ids), -1) for _, _, ids, v in added]
+        new_owners = [np.full(len(ids), p, np.int64) for p, _, ids, _ in added]
+        last = old.people[-1] if len(old.people) else -1
+        if removed is None and added and min(p for p, _, _, _ in added) > last:  # new people: appended
+            self._index = old.extended(np.concatenate(new_owners), np.concatenate(vectors))
+        else:
+            keep = old.owners != removed if removed is not None else np.ones(len(old), bool)
+            owners = np.concatenate([old.owners[keep], *new_owners])
+            matrix = np.concatenate([old.matrix[keep], *vectors]) if vectors else old.matrix[keep]
+            self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
+        self._enrolled = set(self._names.values())
+        if isinstance(self._person_stats, _LazyStats):
+            changed = [person for person, _, _, _ in added]
+            self._person_stats = self._person_stats.moved(old.people, self._index.people, self._index.means, changed)
+        if self._ann is not None:
+            if removed is not None:
+                self._ann.remove_person(removed, version)
+            for person, _, ids, vectors in added:
+                self._ann.add(ids, person, vectors, version)
+            if removed is None and not added:
+                self._ann.touch(version)
+        self._identification = None
 
     # -- operating points ---------------------------------------------------------
     def door_point(self, name: str) -> OperatingPoint:
@@ -241,8 +381,8 @@ class Gallery:
         """
         name = check_name(name)
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
-        _, ids = self._store.add_person(name, self._new(faces), _change(event, "enroll", name, faces))
-        self._reload()
+        person, ids = self._store.add_person(name, self._new(faces), _change(event, "enroll", name, faces))
+        self._changed(1 + len(ids), [(person, name, ids, np.stack([f.embedding for f, _ in faces]))])
         return _enrolled(name, ids, faces)
 
     def add_photos(
@@ -257,8 +397,8 @@ class Gallery:
         name = check_name(name)
         self._store.person_id(name)  # an unknown person fails before any photo is embedded
         faces = self._templates(photos, multi_face)  # type: ignore[arg-type]
-        _, ids = self._store.add_templates(name, self._new(faces), _change(event, "add_photos", name, faces))
-        self._reload()
+        person, ids = self._store.add_templates(name, self._new(faces), _change(event, "add_photos", name, faces))
+        self._changed(len(ids), [(person, name, ids, np.stack([f.embedding for f, _ in faces]))])
         return _enrolled(name, ids, faces)
 
     def enroll_many(
@@ -327,20 +467,30 @@ class Gallery:
             name: _change(None, "add_photos" if name in self else "enroll", name, detail={"templates": len(templates)})
             for name, templates in batch.items()
         }
-        self._store.add_many(batch, events)
-        self._reload()
+        written = self._store.add_many(batch, events)
+        if not isinstance(written, dict):  # a store that does not say what it wrote
+            self._reload()
+            return
+        added = [
+            (person, name, ids, np.stack([t.embedding for t in batch[name]]))
+            for name, (person, ids, _) in written.items()
+        ]
+        self._changed(sum(len(ids) + int(new) for _, ids, new in written.values()), added)
 
     def remove(self, name: str, *, event: Event | None = None) -> int:
         """Remove a person and all their templates; returns how many templates went."""
         name = check_name(name)
+        person = self._store.person_id(name) if self._search != "exact" else None
         removed = self._store.remove_person(name, _change(event, "remove", name))
-        self._reload()
+        self._changed(removed + 1, removed=person)
         return removed
 
     def rename(self, old: str, new: str, *, event: Event | None = None) -> None:
         old, new = check_name(old), check_name(new)
-        self._store.rename_person(old, new, _change(event, "rename", old, detail={"new_name": new}))
-        self._reload()
+        person = self._store.rename_person(old, new, _change(event, "rename", old, detail={"new_name": new}))
+        if self._search != "exact" and isinstance(person, int) and person in self._names:
+            self._names[person] = new
+        self._changed(1)
 
     def people(self) -> list[PersonRecord]:
         return self._store.people()
@@ -350,25 +500,51 @@ class Gallery:
         """The gallery's scoring, or plain distances for a call's raw ``threshold``."""
         return self.scoring if threshold is None else scoring_for(self.model_name, self.metric_name, False, threshold)
 
-    def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int):
-        """The ``top_k`` best-scoring people, every person's score and the probe's cohort statistics."""
+    def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int, claimed: str | None = None):
+        """The ``top_k`` best-scoring people, a person's score (a function of a person id) and
+        the probe's cohort statistics.
+
+        Exact search scores every person. With a graph (or a store that searches
+        itself) only the candidates it returns are scored, each exactly over all their
+        templates, and the ``claimed`` person (a name) always."""
         self._sync()
         if not len(self._index):
-            return [], np.zeros(0), None
+            return [], None, None
         probe = scoring.stats(embedding)
-        people = self._person_stats if scoring is self.scoring else None
-        scores = scoring.score(self._index.person_distances(embedding), probe, people)
-        top = self._index.nearest(embedding, top_k, scores)
-        return [Candidate(n, round(d, 6), round(score, 6)) for n, d, score in top], scores, probe
+        if self._search == "exact":
+            people = self._person_stats if scoring is self.scoring else None
+            scores = scoring.score(self._index.person_distances(embedding), probe, people)
+            top = self._index.nearest(embedding, top_k, scores)
+            score_of = lambda person: float(scores[self._index.row_of(person)])  # noqa: E731
+        else:
+            found = np.asarray(self._searcher().candidates(embedding, top_k), np.int64)
+            rows = self._index.rows_of(found)
+            if claimed is not None:
+                mine = self._index.row_of(self._store.person_id(claimed))
+                rows = rows if mine in rows else np.r_[rows, mine]
+            stats = self._stats_of(rows) if scoring is self.scoring else None
+            scores = scoring.score(self._index.person_distances_of(embedding, rows), probe, stats)
+            top = self._index.nearest_of(embedding, top_k, rows, scores)
+            by_row = dict(zip(rows.tolist(), scores.tolist(), strict=True))
+            score_of = lambda person: float(by_row[self._index.row_of(person)])  # noqa: E731
+        return [Candidate(n, round(d, 6), round(score, 6)) for n, d, score in top], score_of, probe
+
+    def _stats_of(self, rows: np.ndarray) -> CohortStats | None:
+        """The cohort statistics of the people at ``rows`` (None without normalisation)."""
+        stats = self._person_stats
+        if stats is None:
+            return None
+        if isinstance(stats, _LazyStats):
+            return stats.rows(rows)
+        return CohortStats(stats.mean[rows], stats.std[rows])
 
     def _distance_limit(self, point: OperatingPoint, scoring: Scoring, probe: CohortStats | None, person: int) -> float:
         """The distance threshold that ``point`` means for this probe and person (an id)."""
         if scoring.norm is None or probe is None or self._person_stats is None:
             return point.threshold
         row = self._index.row_of(person)
-        stats = self._person_stats
-        person = CohortStats(stats.mean[row : row + 1], stats.std[row : row + 1])
-        return scoring.distance_limit(point.threshold, probe, person)
+        stats = self._stats_of(np.array([row]))
+        return scoring.distance_limit(point.threshold, probe, stats)
 
     def search(self, embedding: np.ndarray, top_k: int = 5) -> list[Candidate]:
         """The ``top_k`` best-scoring people for an embedding, best first, with their fused distances."""
@@ -486,10 +662,10 @@ class Gallery:
         start = time.perf_counter() if start is None else start
         name = check_name(name)
         scoring = self._call_scoring(threshold)
-        candidates, scores, probe = self._rank(embedding, scoring, 1)  # brings the index up to date
+        candidates, score_of, probe = self._rank(embedding, scoring, 1, claimed=name)  # brings the index up to date
         person = self._store.person_id(name)
         point = self._door_point(person) if threshold is None else verification_point(scoring, threshold)
-        score = float(scores[self._index.row_of(person)])
+        score = score_of(person)
         verified = score <= point.threshold
         if verified and require_nearest:
             nearest = candidates[0]
@@ -508,6 +684,65 @@ class Gallery:
             **decision_rates(point, score),
             identity=name,
         )
+
+
+class _LazyStats:
+    """Cohort statistics of a large gallery's people, computed when a person is first a
+    candidate (all of them at once would take minutes at a million people)."""
+
+    def __init__(self, scoring: Scoring, means: np.ndarray) -> None:
+        self.scoring = scoring
+        self.means = means
+        self.mean = np.full(len(means), np.nan)
+        self.std = np.full(len(means), np.nan)
+
+    def rows(self, rows: np.ndarray) -> CohortStats | None:
+        if self.scoring.norm is None:
+            return None
+        rows = np.asarray(rows, int)
+        todo = rows[np.isnan(self.mean[rows])]
+        if len(todo):
+            todo = np.unique(todo)
+            fresh = self.scoring.stats(self.means[todo])
+            self.mean[todo], self.std[todo] = fresh.mean, fresh.std
+        return CohortStats(self.mean[rows], self.std[rows])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"mean": self.mean, "std": self.std}
+
+    def restore(self, kept: dict[str, np.ndarray], people: np.ndarray, changed: np.ndarray) -> None:
+        """Fill from statistics kept with the graph (``people``: this gallery's, sorted)."""
+        self.mean[:], self.std[:] = self.moved(kept["people"], people, self.means, changed, kept).arrays().values()
+
+    def moved(
+        self,
+        old: np.ndarray,
+        new: np.ndarray,
+        means: np.ndarray,
+        changed: Sequence[int] | np.ndarray = (),
+        values: dict[str, np.ndarray] | None = None,
+    ) -> _LazyStats:
+        """The same statistics for a gallery whose people went from ``old`` to ``new``
+        (sorted person ids); ``changed`` people (new templates) are computed again."""
+        out = _LazyStats(self.scoring, means)
+        mean, std = (values["mean"], values["std"]) if values is not None else (self.mean, self.std)
+        if len(old) and len(new):
+            at = np.minimum(np.searchsorted(old, new), len(old) - 1)
+            kept = (old[at] == new) & ~np.isin(new, np.asarray(changed, np.int64))
+            out.mean[kept], out.std[kept] = mean[at[kept]], std[at[kept]]
+        return out
+
+
+def _stats_key(scoring: Scoring) -> np.ndarray:
+    """What cohort statistics kept with a graph were computed with (cohort, top k)."""
+    norm = scoring.norm
+    assert norm is not None
+    return np.array([zlib.crc32(norm.cohort.tobytes()), norm.top_k, len(norm.cohort)], np.int64)
+
+
+def _is_file(path: str) -> bool:
+    """Whether a store location is a file (files beside it can be kept), not memory or a URL."""
+    return path != ":memory:" and "://" not in str(path)
 
 
 def _change(

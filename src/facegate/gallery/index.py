@@ -42,6 +42,32 @@ class TemplateIndex:
     def __len__(self) -> int:
         return len(self.owners)
 
+    def extended(self, owners: np.ndarray, matrix: np.ndarray) -> TemplateIndex:
+        """This index with new people's templates added, people whose ids all come after
+        this index's last (a new enrolment): nothing already here is sorted or averaged again."""
+        owners = np.asarray(owners, np.int64)
+        if len(self._people) and (not len(owners) or owners.min() <= self._people[-1]):
+            raise ValueError("extended() adds new people after the last one")
+        order = np.argsort(owners, kind="stable")
+        owners, matrix = owners[order], np.asarray(matrix, np.float32)[order]
+        local = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        out = TemplateIndex.__new__(TemplateIndex)
+        out.fusion, out.names, out.metric = self.fusion, self.names, self.metric
+        out.owners = np.concatenate([self.owners, owners])
+        out.matrix = np.ascontiguousarray(np.concatenate([self.matrix, matrix]), dtype=np.float32)
+        out._starts = np.r_[self._starts, len(self.owners) + local].astype(int)
+        out._people = out.owners[out._starts]
+        out._ends = np.r_[out._starts[1:], len(out.owners)].astype(int)
+        out.counts = (out._ends - out._starts).astype(int)
+        out.means = (
+            np.concatenate([self.means, person_means(matrix, local)])
+            if len(self.means)
+            else person_means(matrix, local)
+        )
+        out._distances = self.metric.prepare(out.matrix)
+        out._mean_distances = self.metric.prepare(out.means) if self.fusion != "min" else None
+        return out
+
     @property
     def people(self) -> np.ndarray:
         """Person ids, in the order of :meth:`person_distances`."""
@@ -80,6 +106,44 @@ class TemplateIndex:
         return [
             (self.names[int(self._people[i])], self.exact_distance(query, int(self._people[i])), float(ranking[i]))
             for i in top
+        ]
+
+    def rows_of(self, people: np.ndarray) -> np.ndarray:
+        """The rows (in :attr:`people` order) of the given person ids that are enrolled, in the given order."""
+        people = np.asarray(people, np.int64)
+        if not len(self._people) or not len(people):
+            return np.zeros(0, int)
+        rows = np.minimum(np.searchsorted(self._people, people), len(self._people) - 1)
+        return rows[self._people[rows] == people]
+
+    def person_distances_of(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The fused distances of the people at ``rows`` only (as :meth:`person_distances` computes them)."""
+        rows = np.asarray(rows, int)
+        if self._distances is None or not len(rows):
+            return np.zeros(0)
+        query = np.asarray(query, np.float32)
+        closest = to_mean = None
+        if self.fusion != "mean":
+            starts, ends = self._starts[rows], self._ends[rows]
+            sizes = ends - starts
+            offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+            take = np.repeat(starts - offsets, sizes) + np.arange(sizes.sum())
+            closest = np.minimum.reduceat(self.metric.prepare(self.matrix[take])(query), offsets)
+        if self._mean_distances is not None:
+            to_mean = self.metric.prepare(self.means[rows])(query)
+        return fuse(self.fusion, closest, to_mean)
+
+    def nearest_of(
+        self, query: np.ndarray, k: int, rows: np.ndarray, scores: np.ndarray
+    ) -> list[tuple[str, float, float]]:
+        """:meth:`nearest` among the people at ``rows`` only, ranked by their ``scores``."""
+        if self._distances is None or k <= 0 or not len(rows):
+            return []
+        scores = np.asarray(scores)
+        top = np.argsort(scores, kind="stable")[:k]
+        people = [int(self._people[rows[i]]) for i in top]
+        return [
+            (self.names[p], self.exact_distance(query, p), float(scores[i])) for p, i in zip(people, top, strict=True)
         ]
 
     def exact_distance(self, query: np.ndarray, person: int) -> float:

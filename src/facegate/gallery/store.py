@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -167,6 +168,28 @@ def _differs(meta: Mapping[str, str], settings: Mapping[str, str | None], key: s
     return meta.get(key) is not None and settings.get(key) is not None and meta[key] != settings[key]
 
 
+def check_recorded(
+    path: str, meta: Mapping[str, str], model: str, settings: Mapping[str, str | None], compared: Sequence[str]
+) -> None:
+    """Refuse a gallery whose recorded model, or recorded settings named in ``compared``, differ from this session's."""
+    if meta.get("model") != model:
+        raise ModelMismatchError(
+            f"the gallery {path} holds {meta.get('model')!r} embeddings; it cannot be used with "
+            f"model {model!r} (embeddings of different models cannot be compared)"
+        )
+    differ = [
+        f"{key}: {meta[key]!r} in the gallery, {settings[key]!r} here"
+        for key in compared
+        if _differs(meta, settings, key)
+    ]
+    if differ:
+        raise ModelMismatchError(
+            f"the gallery {path} holds {model!r} embeddings made with other settings than this session's "
+            f"({'; '.join(differ)}); its templates and new ones could not be compared. Open it with the "
+            "gallery's own settings (omit them: a gallery uses what it recorded), or enroll into a new gallery"
+        )
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -277,22 +300,8 @@ class GalleryStore:
         if not meta:
             rows = [("model", model), ("dim", str(dim)), ("schema_version", SCHEMA_VERSION), ("created_at", _now())]
             self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", rows)
-        elif meta.get("model") != model:
-            raise ModelMismatchError(
-                f"the gallery {self.path} holds {meta.get('model')!r} embeddings; it cannot be used with "
-                f"model {model!r} (embeddings of different models cannot be compared)"
-            )
-        differ = [
-            f"{key}: {meta[key]!r} in the gallery, {settings[key]!r} here"
-            for key in compared
-            if _differs(meta, settings, key)
-        ]
-        if differ:
-            raise ModelMismatchError(
-                f"the gallery {self.path} holds {model!r} embeddings made with other settings than this session's "
-                f"({'; '.join(differ)}); its templates and new ones could not be compared. Open it with the "
-                "gallery's own settings (omit them: a gallery uses what it recorded), or enroll into a new gallery"
-            )
+        else:
+            check_recorded(self.path, meta, model, settings, compared)
         missing = [(k, v) for k, v in settings.items() if k != "model" and k not in meta and v is not None]
         if missing:  # a new gallery, or a version 1 file (a read-only gallery is not written to)
             self._db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", missing)
@@ -380,6 +389,73 @@ class GalleryStore:
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.dim)
         return owners, matrix.copy(), names
 
+    def load_templates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        """:meth:`load_matrix` with each template's id first (one read: a consistent snapshot)."""
+        with damage_as_gallery_error(self.path):
+            self._db.execute("BEGIN")
+            try:
+                ids = np.array([r[0] for r in self._db.execute("SELECT id FROM templates ORDER BY id")], np.int64)
+                owners, matrix, names = self.load_matrix()
+            finally:
+                self._db.execute("COMMIT")
+        if len(ids) != len(owners):  # pragma: no cover - one read transaction: cannot differ
+            raise GalleryError(f"the gallery {self.path} changed while it was read; try again")
+        return ids, owners, matrix, names
+
+    def identity(self) -> str:
+        """The gallery's lasting identity (meta ``gallery_uuid``, made on first use): what files
+        derived from it (the ANN graph) check they belong to. A read-only file without one
+        answers with its creation time."""
+        with damage_as_gallery_error(self.path):
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()
+        if row is not None:
+            return str(row[0])
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('gallery_uuid', ?)", (uuid.uuid4().hex,))
+                return str(db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
+        except GalleryError:
+            with damage_as_gallery_error(self.path):
+                row = self._db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+            return f"created {row[0] if row else 'unknown'}"
+
+    def counts(self) -> tuple[int, int]:
+        """(people, templates)."""
+        with damage_as_gallery_error(self.path):
+            row = self._db.execute("SELECT (SELECT COUNT(*) FROM people), (SELECT COUNT(*) FROM templates)").fetchone()
+        return int(row[0]), int(row[1])
+
+    def export(self) -> tuple[dict[str, str], list[tuple], list[tuple]]:
+        """Everything ``facegate gallery copy`` moves: meta, people (name, created_at) and templates
+        (name, embedding float32, model, image_sha256, box, created_at, engine, tta), in id order."""
+        with damage_as_gallery_error(self.path):
+            meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            people = self._db.execute("SELECT name, created_at FROM people ORDER BY id").fetchall()
+            rows = self._db.execute(
+                "SELECT p.name, t.embedding, t.model, t.image_sha256, t.box, t.created_at, t.engine, t.tta "
+                "FROM templates t JOIN people p ON p.id = t.person_id ORDER BY t.id"
+            ).fetchall()
+        templates = [(r[0], np.frombuffer(r[1], dtype=np.float32).copy(), *r[2:]) for r in rows]
+        return meta, [tuple(p) for p in people], templates
+
+    def import_rows(self, meta: Mapping[str, str], people: Sequence[tuple], templates: Sequence[tuple]) -> None:
+        """Write an :meth:`export` (of any backend) into this empty gallery, in one transaction."""
+        with self.transaction() as db:
+            if self.counts() != (0, 0):
+                raise GalleryError(f"the gallery {self.path} is not empty: copy into a new one")
+            db.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [(k, v) for k, v in meta.items() if k not in ("schema_version", "index_metric")],
+            )
+            ids = {}
+            for name, created in people:
+                ids[name] = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, created)).lastrowid
+            db.executemany(
+                "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at, engine, tta) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(ids[n], np.asarray(v, np.float32).tobytes(), *rest) for n, v, *rest in templates],
+            )
+
     # -- writes (each one transaction) -------------------------------------
     # ``event``: the audit event of the change, appended in the change's own transaction
     def add_person(
@@ -427,20 +503,32 @@ class GalleryStore:
             ids.append(int(cursor.lastrowid))
         return ids
 
-    def add_many(self, people: dict[str, Sequence[NewTemplate]], events: Mapping[str, Event] | None = None) -> None:
-        """Add templates to many people (enrolling the new ones) in one transaction (with each person's event)."""
+    def add_many(
+        self, people: dict[str, Sequence[NewTemplate]], events: Mapping[str, Event] | None = None
+    ) -> dict[str, tuple[int, list[int], bool]]:
+        """Add templates to many people (enrolling the new ones) in one transaction (with each person's event).
+
+        Returns, per name, (person id, the new template ids, whether the person is new)."""
         empty = [name for name, templates in people.items() if not templates]
         if empty:
             raise GalleryError(f"no templates for {empty[0]!r}: a person needs at least one; nothing was stored")
         with self.transaction() as db:
-            known = dict(db.execute("SELECT name, id FROM people").fetchall())
+            names = list(people)
+            if len(names) <= 500:  # a few people: look up only them (a large gallery holds a million)
+                marks = ",".join("?" * len(names))
+                known = dict(db.execute(f"SELECT name, id FROM people WHERE name IN ({marks})", names).fetchall())
+            else:
+                known = dict(db.execute("SELECT name, id FROM people").fetchall())
+            added = {}
             for name, templates in people.items():
                 person = known.get(name)
                 if person is None:
                     cursor = db.execute("INSERT INTO people (name, created_at) VALUES (?, ?)", (name, _now()))
                     person = int(cursor.lastrowid)
-                self._insert_templates(db, person, name, templates)
+                ids = self._insert_templates(db, person, name, templates)
+                added[name] = (int(person), ids, name not in known)
                 _log(db, (events or {}).get(name))
+            return added
 
     def remove_person(self, name: str, event: Event | None = None) -> int:
         with self.transaction() as db:

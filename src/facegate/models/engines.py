@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from facegate import paths
 from facegate.errors import ModelUnavailableError
 from facegate.registry import Registry
 from facegate.resources import face_recognition_resnet, file_sha256, model_file
@@ -122,8 +123,9 @@ class OnnxSession:
 
 
 def cache_dir() -> Path:
-    """Where converted models are kept: ``$XDG_CACHE_HOME/facegate/onnx`` (``~/.cache/...``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "facegate" / "onnx"
+    """Where converted models are kept: ``$FACEGATE_CACHE/onnx``, else ``$XDG_CACHE_HOME/facegate/onnx``
+    (``~/.cache/facegate/onnx``; :func:`facegate.paths.cache_dir`)."""
+    return paths.cache_dir("onnx")
 
 
 @cache

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from facegate.models.base import EmbeddingModel
 from facegate.registry import Registry
 
 MODELS: Registry[EmbeddingModel] = Registry("model")
 
 
-def get_model(name: str, **options: str) -> EmbeddingModel:
-    """The shared instance of model ``name`` (built once per set of options)."""
-    return _instance(name, tuple(sorted(options.items())))
+def get_model(model: str | EmbeddingModel, **options: object) -> EmbeddingModel:
+    """Model ``model``: the shared instance of a registry name (one per set of options), or the instance given.
 
-
-@cache
-def _instance(name: str, options: tuple[tuple[str, str], ...]) -> EmbeddingModel:
-    return MODELS.create(name, **dict(options))
+    An instance lets code pass what the environment variables would otherwise say, e.g.
+    ``verify(a, b, model_name=MODELS.create("openface-nn4small2", weights=PATH))``.
+    """
+    if isinstance(model, EmbeddingModel):
+        return model
+    return MODELS.shared(model, **options)

@@ -22,7 +22,7 @@ from facegate import __version__
 from facegate.service import problems
 from facegate.service.auth import KeyRing
 from facegate.service.metrics import Metrics, MetricsMiddleware
-from facegate.service.routers import decisions, events, keys, people, system
+from facegate.service.routers import decisions, events, keys, liveness, people, system
 from facegate.service.runner import GalleryRunner
 from facegate.service.settings import ServeSettings
 from facegate.service.uploads import BodyLimit
@@ -48,6 +48,12 @@ CSP = (
 
 def create_app(settings: ServeSettings) -> FastAPI:
     runner = GalleryRunner(settings)
+
+    def runner_path(location: str) -> str:  # a URL's password stays out of the log
+        from facegate.gallery.store_postgres import is_postgres_url, redacted
+
+        return redacted(location) if is_postgres_url(location) else location
+
     metrics = Metrics(settings.metrics_dir)
 
     @asynccontextmanager
@@ -55,7 +61,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         await runner.start()
         app.state.keyring = KeyRing(settings.gallery)
         metrics.flush(force=True)  # this worker counts in /metrics from now on
-        log.info("facegate %s serves %s", __version__, settings.gallery)
+        log.info("facegate %s serves %s", __version__, runner_path(settings.gallery))
         try:
             yield
         finally:
@@ -82,7 +88,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.runner = runner
     app.state.metrics = metrics
     problems.install(app)
-    for module in (decisions, people, events, keys, system):
+    for module in (decisions, liveness, people, events, keys, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from facegate.gallery.audit import Event
+from facegate.gallery.backends import is_url, open_existing
 from facegate.gallery.keys import ApiKey, check_key, get_key, key_id_of
 from facegate.gallery.store import BUSY_TIMEOUT_MS, damage_as_gallery_error
 from facegate.service.problems import ServiceError
@@ -36,26 +38,39 @@ class KeyRing:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        with damage_as_gallery_error(path):
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._store = None  # a server's gallery: its own store (connection); a file: a plain SQLite connection
+        if is_url(path):
+            self._store = open_existing(path)
+        else:
+            with damage_as_gallery_error(path):
+                self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._lock = threading.Lock()
         self._checked: dict[bytes, str] = {}  # sha256 of a good key -> its id
+
+    @contextmanager
+    def _reading(self):
+        if self._store is not None:
+            with self._store.reading() as db:
+                yield db
+        else:
+            with damage_as_gallery_error(self.path):
+                yield self._db
 
     def find(self, key: str) -> ApiKey | None:
         """The record of ``key`` (active or revoked), or None when it is not one of the gallery's keys."""
         digest = hashlib.sha256(key.encode()).digest()
-        with self._lock, damage_as_gallery_error(self.path):
+        with self._lock, self._reading() as db:
             key_id = self._checked.get(digest)
             if key_id is not None and key_id == key_id_of(key):
-                return get_key(self._db, key_id)
-            record = check_key(self._db, key)
+                return get_key(db, key_id)
+            record = check_key(db, key)
             if record is not None and len(self._checked) < REMEMBERED:
                 self._checked[digest] = record.id
             return record
 
     def close(self) -> None:
-        self._db.close()
+        (self._store or self._db).close()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,23 @@ def _probe(photos: Sequence[bytes]) -> bytes | list[bytes]:
 
 
 # -- decisions ------------------------------------------------------------------------------
+def refuse_if_locked(
+    gallery: Gallery, source: Event, kind: str, name: str, photos: Sequence[bytes], keep: float
+) -> None:
+    """While ``name``'s door checks are locked: record the attempt (a ``kind`` event) and raise LockedOutError."""
+    with gallery.store.reading() as db:
+        state = lock_state(db, name)
+    if state.locked:
+        event = source.filled(kind=kind, outcome="locked", name=name, photo_sha256=sha256s(photos))
+        gallery.store.record(event, photos, keep)
+        raise LockedOutError(
+            f"door checks for {name!r} are locked until {state.until} after too many refusals in a row; "
+            "an admin can unlock them",
+            name,
+            state.until,
+        )
+
+
 def door_check(
     gallery: Gallery, settings: ServeSettings, source: Event, name: str, photos: Sequence[bytes]
 ) -> dict[str, Any]:
@@ -41,18 +58,7 @@ def door_check(
     store = gallery.store
     store.person_id(name)  # an unknown name is a 404, before anything else
     keep = settings.keep_photos_days
-    with store.reading() as db:
-        state = lock_state(db, name)
-    if state.locked:
-        store.record(
-            source.filled(kind="verify", outcome="locked", name=name, photo_sha256=sha256s(photos)), photos, keep
-        )
-        raise LockedOutError(
-            f"door checks for {name!r} are locked until {state.until} after too many refusals in a row; "
-            "an admin can unlock them",
-            name,
-            state.until,
-        )
+    refuse_if_locked(gallery, source, "verify", name, photos, keep)
     result = gallery.verify_identity(_probe(photos), name)
     with store.transaction() as db:
         event = source.filled(

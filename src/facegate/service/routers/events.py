@@ -27,13 +27,17 @@ async def list_events(
     until: Annotated[str | None, Query(description="As since; a date alone means its whole day")] = None,
     person: Annotated[str | None, Query(description="The claimed, identified or changed person")] = None,
     outcome: Annotated[
-        str | None, Query(description="accepted, refused, locked, identified, unknown, same, different, done, unlocked")
+        str | None,
+        Query(
+            description="accepted, refused, locked, identified, unknown, same, different, done, unlocked, "
+            "issued, used (a liveness challenge)"
+        ),
     ] = None,
     kind: Annotated[
         str | None,
         Query(
             description="verify, identify, compare, enroll, add_photos, rename, remove, key_created, key_revoked, "
-            "lock, unlock"
+            "lock, unlock, liveness (a door check by challenge), liveness_challenge (a challenge issued or used)"
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

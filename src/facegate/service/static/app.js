@@ -201,6 +201,78 @@ async function doorIdentify() {
   if (state.role === "admin") refreshEvents();
 }
 
+// The live check: the service picks an action (blink, turn left, turn right); the webcam's frames of the
+// next few seconds go back to it, and it decides whether the same face is the claimed person and did it.
+const LIVE_FPS = 8;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function liveCheck() {
+  const name = $("#door-name").value.trim();
+  if (!name) return toast("A claimed name is needed.");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return toast("This browser gives no webcam here (it needs https or localhost).");
+  }
+  let challenge;
+  try {
+    challenge = await api("POST", "/v1/liveness/challenges", { name });
+  } catch (error) {
+    return verdict("retry", "No decision", [explain(error)]);
+  }
+  const video = $("#camera-video");
+  const prompt = $("#camera-prompt");
+  try {
+    video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  } catch (error) {
+    return toast(`No webcam: ${error.message}`);
+  }
+  $("#camera-snap").hidden = true;
+  $("#camera").hidden = false;
+  prompt.hidden = false;
+  prompt.textContent = "Look at the camera…";
+  await sleep(1000);
+  prompt.textContent = `${challenge.prompt} (${challenge.seconds} s)`;
+  const canvas = el("canvas");
+  const frames = [];
+  const times = [];
+  const start = performance.now();
+  while (performance.now() - start < challenge.seconds * 1000 && !$("#camera").hidden) {
+    const tick = performance.now();
+    if (video.videoWidth) {
+      canvas.width = video.videoWidth;
+      canvas.height = video.videoHeight;
+      canvas.getContext("2d").drawImage(video, 0, 0);  // the camera's own image, not the mirrored preview
+      frames.push(new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9)));
+      times.push(((tick - start) / 1000).toFixed(3));
+    }
+    await sleep(Math.max(0, 1000 / LIVE_FPS - (performance.now() - tick)));
+  }
+  const cancelled = $("#camera").hidden;
+  prompt.hidden = true;
+  $("#camera-snap").hidden = false;
+  closeCamera();
+  if (cancelled) return verdict("retry", "Live check cancelled", []);
+  const form = new FormData();
+  (await Promise.all(frames)).forEach((blob, i) => form.append("frame", new File([blob], `frame${i}.jpg`, { type: "image/jpeg" })));
+  form.append("times", times.join(","));
+  verdict("pending", "Checking…", []);
+  try {
+    const r = await api("POST", `/v1/liveness/challenges/${encodeURIComponent(challenge.id)}/frames`, form);
+    const lines = [`asked: ${challenge.prompt.toLowerCase()}; ${r.message} (${r.reason})`];
+    if (r.distance !== null) lines.push(`distance ${fixed(r.distance)} ${r.verified ? "≤" : ">"} threshold ${fixed(r.threshold)}`);
+    if (r.locked) lines.push(`Too many refusals in a row: door checks for ${name} are now locked until ${when(r.locked_until)} UTC.`);
+    if (r.accepted) verdict("yes", `It's ${name}, live: welcome in!`, lines);
+    else if (r.live) verdict("no", `Live, but it's not ${name}: please go away`, lines);
+    else verdict("no", "Not shown to be live: the door stays shut", lines);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 423) {
+      verdict("locked", `Door checks for ${name} are locked`, [`Until ${when(error.body.locked_until)} UTC, or until an admin unlocks them.`]);
+    } else {
+      verdict("retry", "No decision", [explain(error)]);
+    }
+  }
+  if (state.role === "admin") refreshEvents();
+}
+
 // -- people ------------------------------------------------------------------------------------------
 let addPhotosFor = null;
 
@@ -386,6 +458,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#camera-close").addEventListener("click", closeCamera);
   $("#door-form").addEventListener("submit", doorCheck);
   $("#door-identify").addEventListener("click", doorIdentify);
+  $("#door-live").addEventListener("click", liveCheck);
   $("#enrol-form").addEventListener("submit", enrol);
   $("#add-photos-input").addEventListener("change", addPhotos);
   $("#events-form").addEventListener("submit", (event) => { event.preventDefault(); refreshEvents(); });

@@ -10,6 +10,13 @@
   28x28 input, widths configurable, optional linear projection; run channels-last,
   which is 2-3x faster on a CPU. 0.1–0.4M parameters, ~10–15M multiply-adds per image.
 
+* :class:`SiameseHead` – Koch et al.'s head: weighted L1 distance of twin embeddings to a
+  logit; :meth:`SiameseHead.as_metric` is the same head as a :mod:`facegate.distances`
+  metric (a similarity: higher is closer).
+* :class:`Embedder` – a network as a function from ink images to embeddings, with the
+  one-pixel-shift test-time augmentation; the one-shot evaluation and the ``omniglot``
+  embedding model both embed through it.
+
 A checkpoint is one ``torch.save`` dict holding the network's :class:`NetSpec`, its
 weights, the Siamese head (if any), and the full training state for resuming.
 """
@@ -18,23 +25,29 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from facegate.losses import SiameseHead
+from facegate.distances import Metric
+from facegate.learn.omniglot_data import prepare
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "TTA_SHIFTS",
     "ConvEmbedding",
+    "Embedder",
     "KochEmbedding",
     "KochSiamese",
     "LoadedNet",
     "NetSpec",
+    "SiameseHead",
     "build_embedding",
     "count_parameters",
     "load_checkpoint",
@@ -62,8 +75,9 @@ class NetSpec:
     dim: int | None = None
     #: L2-normalise the embeddings
     normalize: bool = False
-    #: how two embeddings are compared: "sqeuclidean", "cosine" or "siamese-head"
-    metric: str = "sqeuclidean"
+    #: how two embeddings are compared: a :data:`facegate.distances.METRICS` name
+    #: ("euclidean", "cosine") or "siamese-head" (the trained head, a similarity)
+    metric: str = "euclidean"
     #: Siamese head on top (siamese-bce)
     head: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +92,8 @@ class NetSpec:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         if "channels" in known:
             known["channels"] = tuple(known["channels"])
+        if known.get("metric") == "sqeuclidean":  # checkpoints before the one vocabulary: the same order
+            known["metric"] = "euclidean"
         return cls(**known)
 
 
@@ -150,6 +166,43 @@ class KochEmbedding(nn.Module):
         return torch.sigmoid(self.dense(self.features(x).flatten(1)))
 
 
+class SiameseHead(nn.Module):
+    """Koch et al. head: component-wise L1 distance of twin embeddings → dense → logit.
+
+    Returns logits (apply ``torch.sigmoid`` for the probability of "same").
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, 1)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return self.fc((x1 - x2).abs()).squeeze(-1)
+
+    def as_metric(self) -> HeadMetric:
+        """The trained head as a numpy :class:`~facegate.distances.Metric` (probability of "same")."""
+        weight = self.fc.weight.detach().cpu().numpy().ravel().astype(np.float32)
+        return HeadMetric(weight, float(self.fc.bias.detach().cpu().item()))
+
+
+class HeadMetric(Metric):
+    """``σ(w·|a − b| + b)``, the probability that two embeddings show the same class: a
+    similarity, so :attr:`higher_is_closer`."""
+
+    name = "siamese-head"
+    higher_is_closer = True
+
+    def __init__(self, weight: np.ndarray, bias: float) -> None:
+        self.weight, self.bias = np.asarray(weight, dtype=np.float32), float(bias)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(np.abs(np.asarray(a) - np.asarray(b)) @ self.weight + self.bias)))
+
+    def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``(..., n, d)`` against ``(..., m, d)`` → ``(..., n, m)``."""
+        return self(np.asarray(a)[..., :, None, :], np.asarray(b)[..., None, :, :])
+
+
 class KochSiamese(nn.Module):
     """Twin :class:`KochEmbedding` + L1 Siamese head; ``forward(x1, x2)`` gives logits."""
 
@@ -160,6 +213,46 @@ class KochSiamese(nn.Module):
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
         return self.head(self.embedding(x1), self.embedding(x2))
+
+
+#: one-pixel shifts (at the network's input size) averaged by test-time augmentation
+TTA_SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))
+
+
+class Embedder:
+    """A trained embedding network as a function of ink images (numpy in, numpy out).
+
+    With ``tta`` each embedding is the mean over the image shifted by one pixel in each
+    direction and unshifted (:data:`TTA_SHIFTS`); never mirrored (a mirrored letter is
+    another letter).
+    """
+
+    def __init__(self, net: nn.Module, spec: NetSpec, batch_size: int = 512, tta: bool = False) -> None:
+        self.net, self.spec, self.batch_size, self.tta = net, spec, batch_size, tta
+
+    def __call__(self, ink: np.ndarray) -> np.ndarray:
+        """``(n, H, W)`` ink images (1 = ink) → ``(n, d)`` float32 embeddings."""
+        return self.embed_prepared(prepare(ink, self.spec.input_size, self.spec.center, self.spec.fit))
+
+    def embed_prepared(self, x: np.ndarray) -> np.ndarray:
+        """Embeddings of already-prepared ``(n, S, S)`` float inputs."""
+        if not self.tta:
+            return self._forward(x)
+        total = sum(self._forward(np.roll(x, shift, axis=(1, 2))) for shift in TTA_SHIFTS)
+        return (total / len(TTA_SHIFTS)).astype(np.float32)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        was_training = self.net.training
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), self.batch_size):
+                batch = torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size], dtype=np.float32))
+                out.append(self.net(batch[:, None]).float().numpy())
+        self.net.train(was_training)
+        if not out:
+            return np.zeros((0, int(self.net.dim)), dtype=np.float32)
+        return np.concatenate(out)
 
 
 def build_embedding(spec: NetSpec) -> nn.Module:
@@ -215,7 +308,10 @@ def save_checkpoint(
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw checkpoint dict (weights on the CPU)."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # torch's words for "not a torch file"
+        raise ValueError(f"{path} is not a facegate Omniglot checkpoint ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a facegate Omniglot checkpoint ({CHECKPOINT_FORMAT})")
     return payload

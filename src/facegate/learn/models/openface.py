@@ -1,7 +1,7 @@
 """``openface-nn4small2``: OpenFace's nn4.small2 FaceNet (the "Happy House" model).
 
 Chips are 96x96 OpenFace alignments (outer eyes and nose on OpenFace's template,
-:mod:`facegate.alignment_openface`); the network is :class:`facegate.nets.nn4small2.NN4Small2`
+:mod:`facegate.alignment_openface`); the network is :class:`facegate.learn.nets.nn4small2.NN4Small2`
 and its embeddings are unit length.
 
 facegate ships no weights for it. Give them as ``weights=`` or in the environment
@@ -26,7 +26,7 @@ from facegate.models.base import EmbeddingModel, as_chip
 from facegate.models.registry import MODELS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from facegate.nets.nn4small2 import NN4Small2
+    from facegate.learn.nets.nn4small2 import NN4Small2
 
 #: environment variable naming the weights when ``weights=`` is not given
 WEIGHTS_ENV = "FACEGATE_NN4SMALL2_WEIGHTS"
@@ -95,8 +95,8 @@ class OpenFaceNN4Small2(EmbeddingModel):
         if source is None and not as_bool(allow_random):
             raise ModelUnavailableError(_WHERE)
         torch = _torch()
-        from facegate.nets.nn4small2 import NN4Small2, fold_batch_norm
-        from facegate.nets.nn4small2_weights import load_weights
+        from facegate.learn.nets.nn4small2 import NN4Small2, fold_batch_norm
+        from facegate.learn.nets.nn4small2_weights import load_weights
 
         net = NN4Small2(lrn=lrn)  # type: ignore[arg-type]
         self.weights: str | None = None
@@ -121,7 +121,7 @@ class OpenFaceNN4Small2(EmbeddingModel):
     def embed(self, chips: list[np.ndarray]) -> np.ndarray:
         if len(chips) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        from facegate.nets.nn4small2 import to_input
+        from facegate.learn.nets.nn4small2 import to_input
 
         torch = self._torch
         batch = [as_chip(c, self.chip_size) for c in chips]

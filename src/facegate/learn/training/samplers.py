@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,8 +54,11 @@ class PairBatch:
     same: np.ndarray  # bool
 
 
-class PairSampler:
-    """Half same-class pairs (distinct examples), half different-class pairs."""
+class _ClassSampler:
+    """Draws from ``n_classes`` x ``n_examples``; ``within_group`` of the draws that need a
+    second class take it from the first one's group (an alphabet) where it has 2+ classes."""
+
+    what = "draws"
 
     def __init__(
         self,
@@ -64,15 +68,24 @@ class PairSampler:
         within_group: float = 0.0,
     ) -> None:
         if n_classes < 2 or n_examples < 2:
-            raise ValueError("pairs need at least 2 classes and 2 examples per class")
+            raise ValueError(f"{self.what} need at least 2 classes and 2 examples per class")
         self.n_classes, self.n_examples = n_classes, n_examples
         self.groups = [g for g in _groups(n_classes, group_ids) if g.size >= 2]
+        self.within_group = within_group if self.groups else 0.0
+
+
+class PairSampler(_ClassSampler):
+    """Half same-class pairs (distinct examples), half different-class pairs."""
+
+    what = "pairs"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         #: for each class, the other classes of its group (empty when it has none)
-        self.mates: list[np.ndarray] = [np.empty(0, np.int64)] * n_classes
+        self.mates: list[np.ndarray] = [np.empty(0, np.int64)] * self.n_classes
         for g in self.groups:
             for c in g:
                 self.mates[c] = g[g != c]
-        self.within_group = within_group if self.groups else 0.0
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> PairBatch:
         n_same = batch_size // 2
@@ -102,21 +115,10 @@ class PairSampler:
         )
 
 
-class TripletSampler:
+class TripletSampler(_ClassSampler):
     """Random triplets, or ``P x K`` batches for online mining."""
 
-    def __init__(
-        self,
-        n_classes: int,
-        n_examples: int,
-        group_ids: Sequence[int] | np.ndarray | None = None,
-        within_group: float = 0.0,
-    ) -> None:
-        if n_classes < 2 or n_examples < 2:
-            raise ValueError("triplets need at least 2 classes and 2 examples per class")
-        self.n_classes, self.n_examples = n_classes, n_examples
-        self.groups = [g for g in _groups(n_classes, group_ids) if g.size >= 2]
-        self.within_group = within_group if self.groups else 0.0
+    what = "triplets"
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         """``(anchor_class, anchor_ex, positive_ex, negative_class, negative_ex)``."""

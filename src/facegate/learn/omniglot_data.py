@@ -9,7 +9,7 @@ Every character was drawn once by each of 20 people ("drawers"): a file
 1-bit PNGs, black ink on white. A split loads as one dense bool array of shape
 ``(characters, 20, 105, 105)``, True where there is ink, indexed by drawer (0-based).
 Archives are read directly (or their extracted folders); decoded arrays are cached as
-``.npy`` under ``$FACEGATE_CACHE`` (default ``~/.cache/facegate``) so that reloads take
+``.npy`` under ``$FACEGATE_CACHE/omniglot`` (default ``~/.cache/facegate/omniglot``) so that reloads take
 well under a second.
 
 :func:`download_omniglot` fetches the official archives and checks their SHA-256; the
@@ -25,16 +25,18 @@ import io
 import json
 import os
 import re
-import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
+
+from facegate.datasets.download import RemoteFile, download
+from facegate.paths import cache_dir
 
 __all__ = [
     "DRAWERS",
@@ -134,8 +136,8 @@ class OneShotRun:
 
 
 def cache_root() -> Path:
-    """Where decoded arrays are cached: ``$FACEGATE_CACHE`` or ``~/.cache/facegate``."""
-    return Path(os.environ.get("FACEGATE_CACHE", "~/.cache/facegate")).expanduser()
+    """Where decoded arrays are cached: :func:`facegate.paths.cache_dir` ``("omniglot")``."""
+    return cache_dir("omniglot")
 
 
 def _decode_png(data: bytes) -> np.ndarray:
@@ -153,7 +155,7 @@ def _source(root: Path, stem: str) -> Path:
         return root
     raise FileNotFoundError(
         f"Omniglot {stem!r} not found under {root} (expected {stem}.zip or an extracted {stem}/); "
-        f"facegate.datasets.omniglot.download_omniglot({str(root)!r}) fetches it"
+        f"facegate.learn.omniglot_data.download_omniglot({str(root)!r}) fetches it"
     )
 
 
@@ -323,45 +325,26 @@ def _iter_all(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield path.relative_to(source).as_posix(), path.read_bytes()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download_omniglot(
     root: str | os.PathLike[str],
     files: tuple[str, ...] = tuple(URLS),
     force: bool = False,
     timeout: float = 60.0,
 ) -> list[Path]:
-    """Download the official archives into ``root`` and verify their SHA-256.
+    """Download the official archives into ``root`` and verify their SHA-256
+    (:func:`facegate.datasets.download.download`).
 
     Existing files with the right checksum are kept unless ``force``. A download with
-    a wrong checksum is deleted and raises ``ValueError``.
+    a wrong checksum is deleted and raises :class:`~facegate.datasets.download.ChecksumError`.
     """
     base = Path(root).expanduser()
-    base.mkdir(parents=True, exist_ok=True)
     done: list[Path] = []
     for name in files:
         if name not in URLS:
             raise KeyError(f"unknown Omniglot archive {name!r}; choose from {sorted(URLS)}")
-        target = base / name
-        if target.is_file() and not force and sha256_file(target) == SHA256[name]:
-            done.append(target)
-            continue
-        tmp = target.with_suffix(".part")
-        with urllib.request.urlopen(URLS[name], timeout=timeout) as response, open(tmp, "wb") as fh:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                fh.write(block)
-        got = sha256_file(tmp)
-        if got != SHA256[name]:
-            tmp.unlink(missing_ok=True)
-            raise ValueError(f"{name}: SHA-256 {got} does not match the official {SHA256[name]}")
-        os.replace(tmp, target)
-        done.append(target)
+        if force:
+            (base / name).unlink(missing_ok=True)
+        done.append(download(RemoteFile(name, URLS[name], sha256=SHA256[name]), base, timeout))
     return done
 
 
@@ -386,22 +369,30 @@ def _ink_box(img: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]] | None:
     return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
 
 
-def _center(images: np.ndarray) -> np.ndarray:
-    """Shift each image so that its ink's bounding-box centre is at the image centre."""
-    out = np.zeros_like(images)
-    h, w = images.shape[-2:]
+def _per_ink_box(images: np.ndarray, dtype: np.dtype, place: Callable[[np.ndarray, Any], np.ndarray]) -> np.ndarray:
+    """Each image redrawn by ``place(image, ink_box)`` on a blank ``dtype`` canvas (copied as is without ink)."""
+    out = np.zeros(images.shape, dtype=dtype)
     for i, img in enumerate(images):
         box = _ink_box(img)
-        if box is None:
-            out[i] = img
-            continue
+        out[i] = img if box is None else place(img, box)
+    return out
+
+
+def _center(images: np.ndarray) -> np.ndarray:
+    """Shift each image so that its ink's bounding-box centre is at the image centre."""
+    h, w = images.shape[-2:]
+
+    def place(img: np.ndarray, box: Any) -> np.ndarray:
         (top, bottom), (left, right) = box
         dy = int(round((h - 1) / 2 - (top + bottom) / 2))
         dx = int(round((w - 1) / 2 - (left + right) / 2))
         ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
         yt, xt = slice(max(-dy, 0), h - max(dy, 0)), slice(max(-dx, 0), w - max(dx, 0))
-        out[i, ys, xs] = img[yt, xt]
-    return out
+        canvas = np.zeros_like(img)
+        canvas[ys, xs] = img[yt, xt]
+        return canvas
+
+    return _per_ink_box(images, images.dtype, place)
 
 
 def _fit(images: np.ndarray, fraction: float) -> np.ndarray:
@@ -409,13 +400,9 @@ def _fit(images: np.ndarray, fraction: float) -> np.ndarray:
     of the image (at most 3x up), centred; the size of a drawing stops mattering."""
     from PIL import Image
 
-    out = np.zeros(images.shape, dtype=np.float32)
     h, w = images.shape[-2:]
-    for i, img in enumerate(images):
-        box = _ink_box(img)
-        if box is None:
-            out[i] = img
-            continue
+
+    def place(img: np.ndarray, box: Any) -> np.ndarray:
         (top, bottom), (left, right) = box
         crop = img[top : bottom + 1, left : right + 1].astype(np.float32)
         scale = min(fraction * min(h, w) / max(crop.shape), 3.0)
@@ -423,8 +410,11 @@ def _fit(images: np.ndarray, fraction: float) -> np.ndarray:
         method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
         resized = np.asarray(Image.fromarray(crop, mode="F").resize((tw, th), method), dtype=np.float32)
         y, x = (h - th) // 2, (w - tw) // 2
-        out[i, y : y + th, x : x + tw] = resized
-    return out
+        canvas = np.zeros((h, w), dtype=np.float32)
+        canvas[y : y + th, x : x + tw] = resized
+        return canvas
+
+    return _per_ink_box(images, np.float32, place)
 
 
 def prepare(ink: np.ndarray, size: int = 28, center: bool = False, fit: float | None = None) -> np.ndarray:

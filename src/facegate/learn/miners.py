@@ -3,7 +3,7 @@
 Every miner takes ``(n, d)`` embeddings and ``(n,)`` integer labels and returns three
 ``LongTensor`` index vectors ``(a_idx, p_idx, n_idx)`` of equal length, such that
 ``labels[a] == labels[p]``, ``a != p`` and ``labels[a] != labels[n]``. Distances are
-squared Euclidean, as in the FaceNet triplet loss (``facegate.losses.triplet_loss``);
+squared Euclidean, as in the FaceNet triplet loss (``facegate.learn.losses.triplet_loss``);
 mining runs without gradient. Feed the result to the loss::
 
     a, p, n = semi_hard_triplets(emb, labels, margin=0.2)
@@ -24,7 +24,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from facegate.losses import squared_distances
+from facegate.learn.losses import squared_distances
 
 __all__ = ["batch_all_triplets", "batch_hard_triplets", "semi_hard_triplets"]
 

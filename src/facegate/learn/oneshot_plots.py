@@ -1,25 +1,25 @@
-"""Figures of an Omniglot evaluation (matplotlib, Agg backend): ROC, a sheet of pairs with
-their predicted similarity, and one N-way episode with the model's answer."""
+"""Figures of an Omniglot evaluation, drawn as :mod:`facegate.evaluate.plots` draws its own
+(matplotlib's Figure API, off-screen; no pyplot state): ROC, a sheet of pairs with their
+score and decision, and one N-way episode with the model's answer."""
 
 from __future__ import annotations
 
 import os
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
-from facegate.datasets.omniglot import OmniglotSplit
-from facegate.evaluate.oneshot import PairResult, Scorer
+from facegate.distances import Metric
+from facegate.evaluate.plots import save_figure
+from facegate.learn.omniglot_data import OmniglotSplit
+from facegate.learn.oneshot import PairResult, Scorer
 
 __all__ = ["plot_episode", "plot_pairs", "plot_roc"]
 
 
 def plot_roc(pairs: PairResult, path: str | os.PathLike[str]) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot(pairs.roc_fpr, pairs.roc_tpr, lw=1.5, label=f"AUC {pairs.auc:.4f}")
     ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
     ax.plot([pairs.eer], [1 - pairs.eer], "o", color="C3", label=f"EER {100 * pairs.eer:.2f}%")
@@ -32,37 +32,41 @@ def plot_roc(pairs: PairResult, path: str | os.PathLike[str]) -> None:
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_pairs(
-    split: OmniglotSplit, pairs: PairResult, path: str | os.PathLike[str], n: int = 12, seed: int = 0
+    split: OmniglotSplit,
+    pairs: PairResult,
+    metric: Metric,
+    path: str | os.PathLike[str],
+    n: int = 12,
+    seed: int = 0,
 ) -> None:
-    """A sheet of pairs (half same, half different) with the similarity and the decision
-    at the EER threshold; wrong decisions are titled in red."""
+    """A sheet of pairs (half same, half different) with their score under ``metric`` and
+    the decision at the EER threshold; wrong decisions are titled in red."""
     rng = np.random.default_rng(seed)
     same_idx = rng.choice(np.flatnonzero(pairs.same), n // 2, replace=False)
     diff_idx = rng.choice(np.flatnonzero(~pairs.same), n - n // 2, replace=False)
     picks = np.r_[same_idx, diff_idx]
     cols = 4
     rows = int(np.ceil(len(picks) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 1.6))
+    fig = Figure(figsize=(cols * 2.6, rows * 1.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, i in zip(np.ravel(axes), picks, strict=False):
         c1, d1, c2, d2 = pairs.pairs[i]
         img = np.concatenate([~split.images[c1, d1], np.ones((105, 6), bool), ~split.images[c2, d2]], axis=1)
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-        said_same = pairs.scores[i] >= pairs.eer_threshold
+        said_same = bool(metric.accepts(pairs.scores[i], pairs.eer_threshold))
         right = said_same == pairs.same[i]
         truth = "same" if pairs.same[i] else "different"
         ax.set_title(f"{truth}: {pairs.scores[i]:.3g}", fontsize=8, color="black" if right else "red")
         ax.axis("off")
     for ax in np.ravel(axes)[len(picks) :]:
         ax.axis("off")
-    fig.suptitle("pairs and predicted similarity (red: wrong at the EER threshold)", fontsize=9)
+    fig.suptitle(f"pairs and their {metric.name} (red: wrong at the EER threshold)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_episode(
@@ -85,7 +89,8 @@ def plot_episode(
     chosen = int(np.argmax(scores))
     cols = 10
     rows = 1 + int(np.ceil(n_way / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.45))
+    fig = Figure(figsize=(cols * 1.2, rows * 1.45))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in np.ravel(axes):
         ax.axis("off")
     axes[0, 0].imshow(~split.images[classes[target], drawers[target, 1]], cmap="gray")
@@ -107,5 +112,4 @@ def plot_episode(
     verdict = "right" if chosen == target else "wrong"
     fig.suptitle(f"{n_way}-way 1-shot episode: chosen candidate framed ({verdict}); ✓ = truth", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -8,7 +8,7 @@ see :func:`to_input`). Output: ``(m, 128)`` L2-normalised embeddings.
 Layer names are the exercise's (and the per-layer CSV files'): ``conv1``, ``bn1``, ...,
 ``inception_3a_3x3_conv1``, ``inception_3a_3x3_bn1``, ..., ``dense``. Every one is a
 direct attribute of :class:`NN4Small2`, so ``model.get_submodule("inception_5b_1x1_conv")``
-works and :func:`facegate.nets.nn4small2_weights` can load files by name.
+works and :func:`facegate.learn.nets.nn4small2_weights` can load files by name.
 
 Conventions kept from the Keras model, so its weights behave the same here:
 
@@ -84,7 +84,7 @@ class NN4Small2(nn.Module):
     """nn4.small2 (OpenFace / FaceNet "NN4 small 2"): ``(m, 3, 96, 96)`` -> ``(m, 128)``.
 
     Weights start as PyTorch's defaults (random); load real ones with
-    :func:`facegate.nets.nn4small2_weights.load_weights`.
+    :func:`facegate.learn.nets.nn4small2_weights.load_weights`.
     """
 
     def __init__(self, lrn: LrnMode = "exercise", bn_momentum: float = 0.1) -> None:

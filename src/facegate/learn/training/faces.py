@@ -2,8 +2,8 @@
 
 The recipe is FaceNet's (Schroff et al. 2015): batches of ``P`` people x ``K`` photos,
 every anchor-positive pair of the batch, a *semi-hard* negative for each
-(``d(a,p) < d(a,n) < d(a,p) + α``, :func:`facegate.miners.semi_hard_triplets`) and the
-triplet loss ``max(‖a−p‖² − ‖a−n‖² + α, 0)`` (:func:`facegate.losses.triplet_loss`,
+(``d(a,p) < d(a,n) < d(a,p) + α``, :func:`facegate.learn.miners.semi_hard_triplets`) and the
+triplet loss ``max(‖a−p‖² − ‖a−n‖² + α, 0)`` (:func:`facegate.learn.losses.triplet_loss`,
 α = 0.2, averaged over the batch's triplets; a batch with no semi-hard negative left
 learns from its hard ones instead of idling). Photos are aligned once (OpenFace,
 :mod:`facegate.alignment_openface`) and augmented on the fly with face-preserving changes:
@@ -36,15 +36,19 @@ import torch
 from torch import Tensor, nn
 
 from facegate.alignment_openface import align_openface, landmarks_68
+from facegate.datasets.folders import load_folder
 from facegate.detection.base import FacialArea
-from facegate.images import IMAGE_SUFFIXES
-from facegate.losses import triplet_loss
-from facegate.miners import batch_all_triplets, semi_hard_triplets
-from facegate.nets.nn4small2 import STAGES, NN4Small2, to_input
-from facegate.nets.nn4small2_weights import LoadReport, export_csv, load_weights
+from facegate.distances import get_metric
+from facegate.evaluate import metrics
+from facegate.evaluate.protocol import assign_folds, kfold_accuracy
+from facegate.learn.losses import triplet_loss
+from facegate.learn.miners import batch_all_triplets, semi_hard_triplets
+from facegate.learn.nets.nn4small2 import STAGES, NN4Small2, to_input
+from facegate.learn.nets.nn4small2_weights import LoadReport, export_csv, load_weights
+from facegate.learn.training.config import FinetuneConfig
 
 __all__ = [
-    "FaceSet",
+    "FaceChips",
     "FinetuneConfig",
     "FinetuneResult",
     "Verification",
@@ -62,8 +66,9 @@ Crop = Literal["align", "whole"]
 
 
 @dataclass
-class FaceSet:
-    """Aligned face chips and who they are: ``chips[i]`` is a photo of ``people[labels[i]]``."""
+class FaceChips:
+    """Aligned face chips and who they are: ``chips[i]`` is a photo of ``people[labels[i]]``
+    (the photos of a :class:`facegate.datasets.folders.FaceSet`, aligned for training)."""
 
     chips: np.ndarray  # (n, size, size, 3) uint8 RGB
     labels: np.ndarray  # (n,) int64
@@ -72,11 +77,11 @@ class FaceSet:
     #: how many photos had a detected face (the others were used whole)
     detected: int = 0
 
-    def of_people(self, people: Sequence[int]) -> FaceSet:
+    def of_people(self, people: Sequence[int]) -> FaceChips:
         """The photos of these people (indices into ``people``), relabelled 0..len-1."""
         keep = np.isin(self.labels, np.asarray(people))
         remap = {int(p): i for i, p in enumerate(people)}
-        return FaceSet(
+        return FaceChips(
             chips=self.chips[keep],
             labels=np.array([remap[int(label)] for label in self.labels[keep]], dtype=np.int64),
             people=[self.people[int(p)] for p in people],
@@ -108,7 +113,7 @@ def load_face_folder(
     size: int = 96,
     min_images: int = 2,
     max_images: int | None = None,
-) -> FaceSet:
+) -> FaceChips:
     """Read ``root/<person>/<photo>`` into aligned chips (people sorted by folder name).
 
     ``crop="align"`` finds the face with dlib's HOG detector (the whole image when it
@@ -118,25 +123,26 @@ def load_face_folder(
     """
     from facegate.images import load_image
 
-    base = Path(root)
-    if not base.is_dir():
-        raise FileNotFoundError(f"no face folder at {base}")
+    try:
+        found = load_folder(root, "person-folders")  # FileNotFoundError when there is no such folder
+    except ValueError:  # no sub-folder holds a photo
+        raise ValueError(f"{root} needs at least 2 people with {min_images}+ photos each; found 0") from None
     chips, labels, people, paths, detected = [], [], [], [], 0
-    for person in sorted(p for p in base.iterdir() if p.is_dir()):
-        files = sorted(f for f in person.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    for person in found.people:
+        files = [f for f, label in zip(found.files(), found.labels, strict=True) if label == person]
         files = files[:max_images] if max_images else files
         if len(files) < min_images:
             continue
         for f in files:
-            chip, found = _face_chip(load_image(f), crop, size)
+            chip, face_found = _face_chip(load_image(f), crop, size)
             chips.append(chip)
             labels.append(len(people))
-            paths.append(str(f))
-            detected += found
-        people.append(person.name)
+            paths.append(f)
+            detected += face_found
+        people.append(person)
     if len(people) < 2:
-        raise ValueError(f"{base} needs at least 2 people with {min_images}+ photos each; found {len(people)}")
-    return FaceSet(np.stack(chips), np.array(labels, dtype=np.int64), people, paths, detected)
+        raise ValueError(f"{found.root} needs at least 2 people with {min_images}+ photos each; found {len(people)}")
+    return FaceChips(np.stack(chips), np.array(labels, dtype=np.int64), people, paths, detected)
 
 
 def augment_chip(
@@ -188,7 +194,8 @@ class Verification:
     """Verification on pairs of photos: same person or not, by embedding distance.
 
     ``accuracy``: mean over 10 folds of the accuracy at the threshold that is best on
-    the other 9 (LFW's protocol), on a balanced set of pairs. ``auc``: area under the ROC
+    the other 9 (LFW's protocol, :func:`facegate.evaluate.protocol.kfold_accuracy`), on a
+    balanced set of pairs. ``auc``: area under the ROC
     curve. ``loss``: mean triplet loss over every valid triplet of these photos.
     """
 
@@ -209,78 +216,28 @@ def _balanced_pairs(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
     return i[keep], j[keep], same[keep]
 
 
-def _best_threshold(distances: np.ndarray, same: np.ndarray) -> float:
-    """The threshold (``distance <= t`` means same) with the best accuracy on these pairs."""
-    order = np.argsort(distances, kind="stable")
-    d, s = distances[order], same[order]
-    # accepting the first k pairs: same pairs among them are right, different pairs after them too
-    right = np.concatenate([[0], np.cumsum(s)]) + np.concatenate([[(~s).sum()], (~s).sum() - np.cumsum(~s)])
-    cuts = np.concatenate([[d[0] - 1e-6], d])  # cut k accepts the first k pairs
-    valid = np.concatenate([[True], d[:-1] < d[1:], [True]])  # never split tied distances
-    k = int(np.argmax(np.where(valid, right, -1)))
-    return float(cuts[k] if k == 0 else (d[k - 1] + (d[k] if k < d.size else d[k - 1] + 2e-6)) / 2)
-
-
-def _auc(distances: np.ndarray, same: np.ndarray) -> float:
-    """P(a same pair is closer than a different pair), ties counted half (ROC AUC)."""
-    pos, neg = distances[same], np.sort(distances[~same])
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    below = np.searchsorted(neg, pos, side="left")
-    upto = np.searchsorted(neg, pos, side="right")
-    return float(((neg.size - upto) + 0.5 * (upto - below)).sum() / (pos.size * neg.size))
-
-
 def evaluate_verification(embeddings: np.ndarray, labels: np.ndarray, seed: int = 0, folds: int = 10) -> Verification:
     """Verification accuracy, AUC and triplet loss of these embeddings (see :class:`Verification`)."""
     rng = np.random.default_rng(seed)
     i, j, same = _balanced_pairs(labels, rng)
     if i.size == 0:
         raise ValueError("verification needs 2+ people, one of them with 2+ photos")
-    distances = np.linalg.norm(embeddings[i] - embeddings[j], axis=1)
-    fold = rng.permutation(i.size) % folds
-    correct = 0
-    for f in range(folds):
-        test = fold == f
-        t = _best_threshold(distances[~test], same[~test])
-        correct += int(((distances[test] <= t) == same[test]).sum())
+    distances = get_metric("euclidean")(embeddings[i], embeddings[j])
+    kfold = kfold_accuracy(distances, same, assign_folds(same, folds, seed))
     emb = torch.from_numpy(np.asarray(embeddings, dtype=np.float32))
     lab = torch.from_numpy(np.asarray(labels))
     a, p, n = batch_all_triplets(emb, lab)
     loss = float(triplet_loss(emb[a], emb[p], emb[n], reduction="mean")) if a.numel() else 0.0
     return Verification(
-        accuracy=correct / i.size,
-        auc=_auc(distances, same),
-        threshold=_best_threshold(distances, same),
+        accuracy=kfold.mean,
+        auc=metrics.auc(metrics.roc_curve(distances, same)),
+        threshold=metrics.best_threshold(distances, same)[0],
         loss=loss,
         pairs=int(i.size),
     )
 
 
 # --------------------------------------------------------------------------- training
-
-
-@dataclass
-class FinetuneConfig:
-    """How to fine-tune. ``time_budget`` (seconds) stops training early, after a step."""
-
-    epochs: int = 5
-    time_budget: float | None = None
-    holdout_people: int = 10
-    people_per_batch: int = 8
-    images_per_person: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    margin: float = 0.2
-    seed: int = 0
-    #: first trained stage with pretrained weights ("stem" trains everything)
-    train_from: str = "inception_3c"
-    augment: bool = True
-    crop: Crop = "align"
-    recalibrate_bn: bool = True
-    #: torch CPU threads while fine-tuning (None: torch's default). On a shared, busy
-    #: machine 1 can be many times faster than several, which then wait on each other.
-    threads: int | None = None
 
 
 @dataclass
@@ -378,7 +335,7 @@ def _probe_loss(runner: _Runner, h: Tensor, labels: np.ndarray) -> float:
 
 
 def finetune_faces(
-    data: str | os.PathLike[str] | FaceSet,
+    data: str | os.PathLike[str] | FaceChips,
     weights: str | os.PathLike[str] | None = None,
     config: FinetuneConfig | None = None,
     strict: bool = False,
@@ -387,7 +344,7 @@ def finetune_faces(
     """Fine-tune nn4.small2 with triplet loss and semi-hard mining; see the module doc.
 
     ``data``: a folder of one sub-folder of photos per person, or a loaded
-    :class:`FaceSet`. ``weights``: starting weights (CSV folder, ``.h5``, ``.pt``);
+    :class:`FaceChips`. ``weights``: starting weights (CSV folder, ``.h5``, ``.pt``);
     ``strict=False`` accepts an incomplete set, the missing layers starting random.
     Without weights every layer starts random and trains. Returns the held-out
     verification before and after, and the model.
@@ -404,7 +361,7 @@ def finetune_faces(
 
 
 def _finetune(
-    data: str | os.PathLike[str] | FaceSet,
+    data: str | os.PathLike[str] | FaceChips,
     weights: str | os.PathLike[str] | None,
     cfg: FinetuneConfig,
     strict: bool,
@@ -413,7 +370,7 @@ def _finetune(
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    faces = data if isinstance(data, FaceSet) else load_face_folder(data, crop=cfg.crop)
+    faces = data if isinstance(data, FaceChips) else load_face_folder(data, crop=cfg.crop)
     n_people = len(faces.people)
     if not 2 <= cfg.holdout_people <= n_people - 2:
         raise ValueError(

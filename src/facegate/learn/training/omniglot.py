@@ -35,20 +35,24 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
-from facegate.datasets.omniglot import OmniglotSplit, load_omniglot, prepare
-from facegate.evaluate.oneshot import NetScorer, n_way_accuracy, pair_evaluation
-from facegate.losses import ContrastiveLoss, SiameseBCELoss, triplet_loss
-from facegate.miners import batch_hard_triplets, semi_hard_triplets
-from facegate.nets.omniglot import (
+from facegate.learn.losses import (
+    ContrastiveLoss,
+    CosFaceLoss,
+    SiameseBCELoss,
+    leave_one_out_prototypical_loss,
+    prototypical_loss,
+    triplet_loss,
+)
+from facegate.learn.miners import batch_hard_triplets, semi_hard_triplets
+from facegate.learn.nets.omniglot import (
     NetSpec,
     build_embedding,
     count_parameters,
@@ -56,102 +60,13 @@ from facegate.nets.omniglot import (
     read_checkpoint,
     save_checkpoint,
 )
-from facegate.training.augment import random_affine, rotate_classes
-from facegate.training.samplers import EpisodeSampler, PairSampler, TripletSampler, alphabet_split
+from facegate.learn.omniglot_data import OmniglotSplit, load_omniglot, prepare
+from facegate.learn.oneshot import NetScorer, n_way_accuracy, pair_evaluation
+from facegate.learn.training.augment import random_affine, rotate_classes
+from facegate.learn.training.config import _UNLIMITED, METHODS, OmniglotTrainConfig
+from facegate.learn.training.samplers import EpisodeSampler, PairSampler, TripletSampler, alphabet_split
 
 __all__ = ["METHODS", "OmniglotTrainConfig", "TrainResult", "train_omniglot"]
-
-#: the epoch count of a run bounded by its time budget only
-_UNLIMITED = 1_000_000
-
-METHODS = ("siamese-bce", "triplet", "contrastive", "proto", "proto-loo", "cosface")
-
-
-@dataclass
-class OmniglotTrainConfig:
-    """Every knob of a training run; stored in checkpoints."""
-
-    method: str = "proto-loo"
-    seed: int = 0
-    #: None: 20, or as many as fit when a time budget is set
-    epochs: int | None = None
-    steps_per_epoch: int = 200
-    #: stop after this many seconds of wall time, data loading and validation included;
-    #: None = no limit
-    time_budget: float | None = None
-    #: Adam learning rate; None: 2e-3 for the prototypical methods, 1e-3 otherwise
-    lr: float | None = None
-    weight_decay: float = 0.0
-    #: network
-    arch: str = "conv"
-    input_size: int = 28
-    center: bool = False
-    fit: float | None = 0.8
-    channels: tuple[int, ...] = (32, 64, 64, 128)
-    dim: int | None = None
-    #: data
-    data_root: str | None = None
-    val_alphabets: int = 3
-    #: train on this many of the training alphabets only (quick runs, tests)
-    train_alphabets: int | None = None
-    rotations: bool = True
-    affine: bool = True
-    #: probability that a batch/episode/negative is drawn within one alphabet
-    within_alphabet: float = 0.6
-    #: batch size in images (pairs: pairs; triplet/cosface: images)
-    batch_size: int = 128
-    #: triplet, proto-loo: images per class in a P×K batch; None: 4 (triplet), 2 (proto-loo)
-    per_class: int | None = None
-    margin: float | None = None
-    #: proto episodes
-    n_way: int = 60
-    k_shot: int = 1
-    n_query: int = 5
-    #: cosface scale
-    scale: float = 30.0
-    #: validation episodes after each epoch (0: no validation, best.pt is the latest)
-    val_episodes: int = 1000
-    threads: int = 2
-
-    def __post_init__(self) -> None:
-        if self.epochs is None:
-            self.epochs = _UNLIMITED if self.time_budget else 20
-        if self.lr is None:
-            self.lr = 2e-3 if self.method in ("proto", "proto-loo") else 1e-3
-        if self.per_class is None:
-            self.per_class = 2 if self.method == "proto-loo" else 4
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OmniglotTrainConfig:
-        known = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
-        if "channels" in known:
-            known["channels"] = tuple(known["channels"])
-        return cls(**known)
-
-    def net_spec(self) -> NetSpec:
-        normalized = self.method in ("triplet", "contrastive", "cosface")
-        metric = {"siamese-bce": "siamese-head", "cosface": "cosine"}.get(self.method, "sqeuclidean")
-        return NetSpec(
-            arch=self.arch,
-            input_size=self.input_size,
-            center=self.center,
-            fit=self.fit,
-            channels=tuple(self.channels),
-            dim=self.dim,
-            normalize=normalized,
-            metric=metric,
-            head=self.method == "siamese-bce",
-        )
-
-    def effective_margin(self) -> float:
-        if self.margin is not None:
-            return self.margin
-        return {"triplet": 0.2, "contrastive": 0.5, "cosface": 0.1}.get(self.method, 0.0)
 
 
 @dataclass
@@ -188,20 +103,6 @@ def _load_data(cfg: OmniglotTrainConfig) -> _Data:
         x, groups = rotate_classes(x, groups)
     assert groups is not None
     return _Data(x=x.contiguous(), groups=groups, val=val)
-
-
-class _CosFaceHead(nn.Module):
-    """Normalised class weights; logits ``s·(cos θ − m·[true class])``."""
-
-    def __init__(self, dim: int, n_classes: int, scale: float, margin: float) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
-        self.scale, self.margin = scale, margin
-
-    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
-        cos = F.normalize(z, dim=1) @ F.normalize(self.weight, dim=1).T
-        cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
-        return F.cross_entropy(self.scale * cos, labels)
 
 
 class _Method:
@@ -280,11 +181,8 @@ class _Proto(_Method):
         classes = np.repeat(ep.classes, k + q)
         examples = np.concatenate([ep.support, ep.query], axis=1).reshape(-1)
         z = self.net(self.images(classes, examples, gen)).view(w, k + q, -1)
-        proto = z[:, :k].mean(1)
         query = z[:, k:].reshape(w * q, -1)
-        logits = -torch.cdist(query, proto).pow(2)
-        target = torch.arange(w).repeat_interleave(q)
-        return F.cross_entropy(logits, target)
+        return prototypical_loss(query, z[:, :k].mean(1), torch.arange(w).repeat_interleave(q))
 
 
 class _ProtoLOO(_Method):
@@ -302,19 +200,13 @@ class _ProtoLOO(_Method):
         p = max(2, self.cfg.batch_size // k)
         classes, examples = self.sampler.sample_pk(p, k, rng)
         z = self.net(self.images(classes, examples, gen))  # (p*k, d), class-major
-        grouped = z.view(p, k, -1)
-        sums = grouped.sum(1)
-        d_all = torch.cdist(z, sums / k).pow(2)  # (p*k, p)
-        own = ((sums[:, None, :] - grouped) / (k - 1) - grouped).pow(2).sum(-1).reshape(-1)
-        target = torch.arange(p).repeat_interleave(k)
-        logits = -d_all.scatter(1, target[:, None], own[:, None])
-        return F.cross_entropy(logits, target)
+        return leave_one_out_prototypical_loss(z, k)
 
 
 class _CosFace(_Method):
     def __init__(self, cfg: OmniglotTrainConfig, data: _Data, net: nn.Module) -> None:
         super().__init__(cfg, data, net)
-        self.extra = _CosFaceHead(net.dim, self.n_classes, cfg.scale, self.margin)
+        self.extra = CosFaceLoss(net.dim, self.n_classes, cfg.scale, self.margin)
 
     def loss(self, rng: np.random.Generator, gen: torch.Generator) -> Tensor:
         classes = rng.integers(0, self.n_classes, self.cfg.batch_size)
@@ -344,15 +236,6 @@ def _lr_factor(progress: float) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def _facegate_threshold(metric: str, similarity: float) -> float | None:
-    """A similarity threshold as a distance of facegate's model metric (see models/omniglot)."""
-    if metric == "sqeuclidean":
-        return float(np.sqrt(max(-similarity, 0.0)))  # "euclidean"
-    if metric == "cosine":
-        return float(1.0 - similarity)  # "cosine"
-    return None
-
-
 def _validate(
     net: nn.Module, spec: NetSpec, head: nn.Module | None, val: OmniglotSplit, episodes: int, tta: bool = False
 ) -> dict:
@@ -369,7 +252,8 @@ def _validate(
         "val_20way_1shot_within": within.accuracy,
         "val_pair_accuracy": pairs.accuracy,
         "val_eer": pairs.eer,
-        "val_eer_threshold": _facegate_threshold(spec.metric, pairs.eer_threshold),
+        #: a distance of the ``omniglot`` model's metric (none for a Siamese head's probability)
+        "val_eer_threshold": None if scorer.metric.higher_is_closer else pairs.eer_threshold,
     }
 
 

@@ -1,6 +1,6 @@
 """Metric-learning losses, each a functional form plus a small composable ``nn.Module``.
 
-Kept separate from the miners (``facegate.miners``) that pick which triplets or pairs to
+Kept separate from the miners (``facegate.learn.miners``) that pick which triplets or pairs to
 use, as pytorch-metric-learning does: a loss takes already-formed examples.
 
 * :func:`triplet_loss` – FaceNet (Schroff et al. 2015), eq. 1 exactly:
@@ -10,7 +10,13 @@ use, as pytorch-metric-learning does: a loss takes already-formed examples.
 * :func:`contrastive_loss` – Hadsell, Chopra & LeCun 2006:
   ``y·d² + (1−y)·max(m − d, 0)²`` (``d`` the Euclidean distance, ``y`` = 1 for same).
 * :class:`SiameseBCELoss` / :func:`siamese_bce_loss` – Koch, Zemel & Salakhutdinov 2015:
-  ``p = σ(w·|f(x₁) − f(x₂)| + b)`` and binary cross-entropy against same/different.
+  ``p = σ(w·|f(x₁) − f(x₂)| + b)`` (the head, :class:`facegate.learn.nets.omniglot.SiameseHead`)
+  and binary cross-entropy against same/different.
+* :func:`prototypical_loss` – Snell et al. 2017: softmax over negative squared distances
+  of queries to class means; :func:`leave_one_out_prototypical_loss` on a P×K batch
+  where every image is a query against prototypes that leave it out.
+* :class:`CosFaceLoss` – Wang et al. 2018: a normalised-softmax classifier with an
+  additive cosine margin, ``s·(cos θ − m·[true class])``.
 
 Requires torch (the ``[train]`` extra).
 """
@@ -23,14 +29,18 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from facegate.learn.nets.omniglot import SiameseHead
+
 Reduction = Literal["sum", "mean", "none"]
 
 __all__ = [
     "ContrastiveLoss",
+    "CosFaceLoss",
     "SiameseBCELoss",
-    "SiameseHead",
     "TripletLoss",
     "contrastive_loss",
+    "leave_one_out_prototypical_loss",
+    "prototypical_loss",
     "siamese_bce_loss",
     "squared_distances",
     "triplet_loss",
@@ -126,20 +136,6 @@ class ContrastiveLoss(nn.Module):
         return f"margin={self.margin}, reduction={self.reduction!r}"
 
 
-class SiameseHead(nn.Module):
-    """Koch et al. head: component-wise L1 distance of twin embeddings → dense → logit.
-
-    Returns logits (apply ``torch.sigmoid`` for the probability of "same").
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(dim, 1)
-
-    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
-        return self.fc((x1 - x2).abs()).squeeze(-1)
-
-
 def siamese_bce_loss(logits: Tensor, same: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Binary cross-entropy of Siamese-head logits against same (1) / different (0)."""
     per_pair = F.binary_cross_entropy_with_logits(logits, same.to(logits.dtype), reduction="none")
@@ -165,3 +161,46 @@ class SiameseBCELoss(nn.Module):
     def probability(self, x1: Tensor, x2: Tensor) -> Tensor:
         """Predicted probability that each pair is of the same class."""
         return torch.sigmoid(self.head(x1, x2))
+
+
+def prototypical_loss(query: Tensor, prototypes: Tensor, target: Tensor) -> Tensor:
+    """Snell et al.: cross-entropy of ``−‖q − c_k‖²`` over the classes' prototypes.
+
+    ``query`` ``(q, d)``, ``prototypes`` ``(w, d)`` (the class means of the support),
+    ``target`` ``(q,)`` the index of each query's class.
+    """
+    return F.cross_entropy(-torch.cdist(query, prototypes).pow(2), target)
+
+
+def leave_one_out_prototypical_loss(embeddings: Tensor, per_class: int) -> Tensor:
+    """The prototypical loss on a class-major P×K batch ``(p·k, d)`` where every image is a
+    query: its own class's prototype leaves it out (K = 2: 1-shot), the other classes'
+    use all K images."""
+    k = per_class
+    if k < 2:
+        raise ValueError("the leave-one-out prototypical loss needs per_class >= 2")
+    grouped = embeddings.view(-1, k, embeddings.shape[-1])
+    p = grouped.shape[0]
+    sums = grouped.sum(1)
+    d_all = torch.cdist(embeddings, sums / k).pow(2)  # (p*k, p)
+    own = ((sums[:, None, :] - grouped) / (k - 1) - grouped).pow(2).sum(-1).reshape(-1)
+    target = torch.arange(p, device=embeddings.device).repeat_interleave(k)
+    return F.cross_entropy(-d_all.scatter(1, target[:, None], own[:, None]), target)
+
+
+class CosFaceLoss(nn.Module):
+    """CosFace: normalised class weights (trainable); ``loss(z, labels)`` is the cross-entropy
+    of ``s·(cos θ − m·[true class])``."""
+
+    def __init__(self, dim: int, n_classes: int, scale: float = 30.0, margin: float = 0.1) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_classes, dim) * 0.01)
+        self.scale, self.margin = scale, margin
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        cos = F.normalize(z, dim=1) @ F.normalize(self.weight, dim=1).T
+        cos = cos - self.margin * F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+        return F.cross_entropy(self.scale * cos, labels)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, margin={self.margin}"

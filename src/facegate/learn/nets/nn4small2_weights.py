@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from facegate.errors import ModelUnavailableError
-from facegate.nets.nn4small2 import NN4Small2
+from facegate.learn.nets.nn4small2 import NN4Small2
 
 __all__ = [
     "IncompleteWeightsError",

@@ -55,8 +55,7 @@ class OmniglotModel(EmbeddingModel):
         if not path.is_file():
             raise ModelUnavailableError(f"omniglot checkpoint not found: {path}")
         try:
-            from facegate.evaluate.oneshot import NetScorer
-            from facegate.nets.omniglot import load_checkpoint
+            from facegate.learn.nets.omniglot import Embedder, load_checkpoint
         except ImportError as exc:
             raise ModelUnavailableError(
                 f"the omniglot model needs PyTorch ({exc}); pip install 'facegate[train]'"
@@ -66,11 +65,12 @@ class OmniglotModel(EmbeddingModel):
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise ModelUnavailableError(f"cannot load omniglot checkpoint {path}: {exc}") from None
         self._loaded = loaded
-        self._plain = NetScorer(loaded.net, loaded.spec, loaded.head, batch_size, tta=False)
-        self._shifted = NetScorer(loaded.net, loaded.spec, loaded.head, batch_size, tta=True)
+        self._plain = Embedder(loaded.net, loaded.spec, batch_size, tta=False)
+        self._shifted = Embedder(loaded.net, loaded.spec, batch_size, tta=True)
         self.weights = path
         self.dim = int(loaded.net.dim)  # type: ignore[misc]
         self.normalized = bool(loaded.spec.normalize)  # type: ignore[misc]
+        # a Siamese head's checkpoint is compared here by the Euclidean distance of its embeddings
         self.default_metric = "cosine" if loaded.spec.metric == "cosine" else "euclidean"  # type: ignore[misc]
         #: distance thresholds at the validation EER, plain and with shift TTA, when training stored them
         self.threshold: float | None = loaded.metrics.get("val_eer_threshold")
@@ -103,7 +103,7 @@ class OmniglotModel(EmbeddingModel):
         return self.threshold_tta if metric == self.default_metric else None
 
     def _prepare(self, chips: list[np.ndarray]) -> np.ndarray:
-        from facegate.datasets.omniglot import prepare
+        from facegate.learn.omniglot_data import prepare  # numpy only: no torch until a model is built
 
         spec = self._loaded.spec
         if not chips:

@@ -10,12 +10,15 @@
 * **drawers**: every evaluation character, drawers 1–10 as templates, 11–20 as queries
   (659-way 10-shot).
 
-A :class:`Scorer` turns ink images into embeddings and scores pairs and classes, so the
-protocols run on any model – a trained network (:class:`NetScorer`), or any embedding
-function (:class:`EmbeddingScorer`: random or oracle embeddings for checks).
-Scores are similarities: higher means more alike.
+A :class:`Scorer` turns ink images into embeddings and scores pairs and classes with a
+:mod:`facegate.distances` metric, so the protocols run on any model – a trained network
+(:class:`NetScorer`), or any embedding function (:class:`EmbeddingScorer`: random or
+oracle embeddings for checks). Scores are the metric's own: distances (lower is
+closer), or the Siamese head's probability of "same" (``higher_is_closer``).
 
 The embedding of every image of a split is computed once; episodes only index into it.
+The pair protocol's figures come from :mod:`facegate.evaluate.metrics` and its k-fold
+threshold from :mod:`facegate.evaluate.protocol`, as LFW's do.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from facegate.datasets.omniglot import OneShotRun, prepare
+from facegate.distances import Metric, get_metric, l2_normalise
 from facegate.evaluate import metrics
-from facegate.training.samplers import PairSampler
+from facegate.evaluate.protocol import assign_folds, kfold_accuracy
+from facegate.learn.nets.omniglot import Embedder
+from facegate.learn.omniglot_data import OneShotRun
+from facegate.learn.training.samplers import PairSampler
 
 __all__ = [
     "EmbeddingScorer",
@@ -44,141 +50,81 @@ __all__ = [
     "pair_evaluation",
 ]
 
-#: the similarity metrics a scorer understands
-METRICS = ("sqeuclidean", "cosine", "siamese-head")
-
 
 class Scorer(Protocol):
     """What the protocols need from a model."""
+
+    #: how embeddings are compared (its ``higher_is_closer`` says which way is closer)
+    metric: Metric
 
     def embed(self, ink: np.ndarray) -> np.ndarray:
         """``(n, H, W)`` ink images (True/1 = ink) → ``(n, d)`` float32 embeddings."""
         ...
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Similarity of each row of ``a`` with the same row of ``b``: ``(n,)``."""
+        """The metric between each row of ``a`` and the same row of ``b``: ``(n,)``."""
         ...
 
     def class_scores(self, query: np.ndarray, support: np.ndarray, reduce: str = "prototype") -> np.ndarray:
-        """``(..., q, d)`` queries against ``(..., w, k, d)`` support → ``(..., q, w)``.
+        """``(..., q, d)`` queries against ``(..., w, k, d)`` support → ``(..., q, w)`` closeness
+        (higher is closer, whatever the metric).
 
-        ``reduce="prototype"`` compares with the class mean (Snell et al.);
-        ``"nearest"`` takes the best of the k examples.
+        ``reduce="prototype"`` compares with the class mean (Snell et al.; a similarity
+        metric averages over the k examples instead); ``"nearest"`` takes the best of the k.
         """
         ...
 
 
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 @dataclass
 class EmbeddingScorer:
-    """Scores embeddings from any function with ``sqeuclidean`` or ``cosine`` similarity,
-    or with a Siamese head (``head_w``, ``head_b``: ``σ(w·|a − b| + b)``)."""
+    """Scores embeddings from any function with a :mod:`facegate.distances` metric: a
+    registry name (``"euclidean"``, ``"cosine"``) or a :class:`~facegate.distances.Metric`
+    such as a Siamese head's (:meth:`facegate.learn.nets.omniglot.SiameseHead.as_metric`)."""
 
     embed_fn: Callable[[np.ndarray], np.ndarray]
-    metric: str = "sqeuclidean"
-    head_w: np.ndarray | None = None
-    head_b: float = 0.0
+    metric: Metric | str = "euclidean"
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; expected one of {METRICS}")
-        if self.metric == "siamese-head" and self.head_w is None:
-            raise ValueError("the siamese-head metric needs head weights")
+        if isinstance(self.metric, str):
+            self.metric = get_metric(self.metric)
 
     def embed(self, ink: np.ndarray) -> np.ndarray:
         out = np.asarray(self.embed_fn(ink), dtype=np.float32)
-        return _l2n(out) if self.metric == "cosine" else out
+        return l2_normalise(out) if self.metric.name == "cosine" else out
 
     def pair_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if self.metric == "sqeuclidean":
-            return -((a - b) ** 2).sum(-1)
-        if self.metric == "cosine":
-            return (_l2n(a) * _l2n(b)).sum(-1)
-        return self._head(np.abs(a - b))
-
-    def _head(self, l1: np.ndarray) -> np.ndarray:
-        assert self.head_w is not None
-        return 1.0 / (1.0 + np.exp(-(l1 @ self.head_w + self.head_b)))
+        return self.metric(a, b)
 
     def class_scores(self, query: np.ndarray, support: np.ndarray, reduce: str = "prototype") -> np.ndarray:
         if reduce not in ("prototype", "nearest"):
             raise ValueError(f"unknown reduce {reduce!r}")
-        if self.metric == "siamese-head":
-            # (..., q, 1, 1, d) vs (..., 1, w, k, d): probability per shot
-            p = self._head(np.abs(query[..., :, None, None, :] - support[..., None, :, :, :]))
-            return p.mean(-1) if reduce == "prototype" else p.max(-1)
-        if self.metric == "cosine":
-            query, support = _l2n(query), _l2n(support)
-        if reduce == "prototype":
-            proto = support.mean(-2)
-            if self.metric == "cosine":
-                return np.einsum("...qd,...wd->...qw", query, _l2n(proto))
-            return -_sqdist(query, proto)
-        if self.metric == "cosine":
-            return np.einsum("...qd,...wkd->...qwk", query, support).max(-1)
-        shape = support.shape
+        metric = self.metric
+        if reduce == "prototype" and not metric.higher_is_closer:
+            return -metric.pairwise(query, support.mean(-2))
+        shape = support.shape  # (..., w, k, d): every shot
         flat = support.reshape(*shape[:-3], shape[-3] * shape[-2], shape[-1])
-        d = _sqdist(query, flat).reshape(*query.shape[:-1], shape[-3], shape[-2])
-        return -d.min(-1)
-
-
-def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(..., n, d)`` and ``(..., m, d)`` → ``(..., n, m)`` squared distances."""
-    aa = (a * a).sum(-1)[..., :, None]
-    bb = (b * b).sum(-1)[..., None, :]
-    return np.maximum(aa + bb - 2.0 * np.einsum("...nd,...md->...nm", a, b), 0.0)
-
-
-#: one-pixel shifts (at the network's input size) averaged by test-time augmentation
-TTA_SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))
+        close = -metric.as_distances(metric.pairwise(query, flat))
+        close = close.reshape(*close.shape[:-1], shape[-3], shape[-2])
+        return close.mean(-1) if reduce == "prototype" else close.max(-1)
 
 
 class NetScorer(EmbeddingScorer):
-    """A trained network (from :func:`facegate.nets.omniglot.load_checkpoint`) as a scorer.
+    """A trained network (from :func:`facegate.learn.nets.omniglot.load_checkpoint`) as a scorer,
+    compared with the checkpoint's metric (its Siamese head for ``"siamese-head"``).
 
-    With ``tta`` each embedding is the mean over the image shifted by one pixel in each
-    direction and unshifted (:data:`TTA_SHIFTS`).
+    With ``tta`` each embedding is the mean over one-pixel shifts
+    (:data:`facegate.learn.nets.omniglot.TTA_SHIFTS`).
     """
 
     def __init__(self, net: Any, spec: Any, head: Any = None, batch_size: int = 512, tta: bool = False) -> None:
-        import torch
-
-        self.net, self.spec, self.batch_size, self.tta = net, spec, batch_size, tta
-        head_w = head_b = None
-        if spec.metric == "siamese-head":
-            if head is None:
-                raise ValueError("checkpoint has metric 'siamese-head' but no head")
-            head_w = head.fc.weight.detach().cpu().numpy().ravel().astype(np.float32)
-            head_b = float(head.fc.bias.detach().cpu().item())
-        self._torch = torch
-        super().__init__(self._embed, spec.metric, head_w, head_b or 0.0)
+        if spec.metric == "siamese-head" and head is None:
+            raise ValueError("checkpoint has metric 'siamese-head' but no head")
+        self.embedder = Embedder(net, spec, batch_size, tta)
+        super().__init__(self.embedder, head.as_metric() if spec.metric == "siamese-head" else spec.metric)
 
     def embed_prepared(self, x: np.ndarray) -> np.ndarray:
         """Embeddings of already-prepared ``(n, S, S)`` float inputs."""
-        if not self.tta:
-            return self._forward(x)
-        total = sum(self._forward(np.roll(x, shift, axis=(1, 2))) for shift in TTA_SHIFTS)
-        return (total / len(TTA_SHIFTS)).astype(np.float32)
-
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        was_training = self.net.training
-        self.net.eval()
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(x), self.batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(x[i : i + self.batch_size], dtype=np.float32))
-                out.append(self.net(batch[:, None]).float().numpy())
-        self.net.train(was_training)
-        if not out:
-            return np.zeros((0, int(self.net.dim)), dtype=np.float32)
-        return np.concatenate(out)
-
-    def _embed(self, ink: np.ndarray) -> np.ndarray:
-        return self.embed_prepared(prepare(ink, self.spec.input_size, self.spec.center, self.spec.fit))
+        return self.embedder.embed_prepared(x)
 
 
 def embed_split(scorer: Scorer, images: np.ndarray) -> np.ndarray:
@@ -191,14 +137,16 @@ def embed_split(scorer: Scorer, images: np.ndarray) -> np.ndarray:
 @dataclass
 class PairResult:
     n_pairs: int
-    #: accuracy with a threshold chosen by 10-fold cross-validation
+    #: accuracy with a threshold chosen by stratified 10-fold cross-validation
     accuracy: float
     accuracy_std: float
     #: accuracy of the best single threshold on all pairs (optimistic)
     best_accuracy: float
     auc: float
     eer: float
+    #: the EER threshold in the metric's own units (a distance, or the head's probability)
     eer_threshold: float
+    #: the metric between the two images of each pair
     scores: np.ndarray = field(repr=False)
     same: np.ndarray = field(repr=False)
     #: (n, 4): class1, drawer1, class2, drawer2
@@ -214,7 +162,7 @@ class PairResult:
             "best_accuracy": self.best_accuracy,
             "auc": self.auc,
             "eer": self.eer,
-            "eer_threshold_similarity": self.eer_threshold,
+            "eer_threshold": self.eer_threshold,
         }
 
 
@@ -228,25 +176,20 @@ def pair_evaluation(
     b = emb[batch.class2, batch.example2]
     scores = np.asarray(scorer.pair_scores(a, b), dtype=np.float64)
     same = batch.same
-    distances = -scores  # metrics work on dissimilarities
+    distances = scorer.metric.as_distances(scores)  # metrics work on dissimilarities
     roc = metrics.roc_curve(distances, same)
     rate, threshold = metrics.eer(distances, same)
     _, best = metrics.best_threshold(distances, same)
-    fold_of = rng.permutation(n_pairs) % folds
-    accs = []
-    for f in range(folds):
-        train, test = fold_of != f, fold_of == f
-        t, _ = metrics.best_threshold(distances[train], same[train])
-        accs.append(float(np.mean((distances[test] <= t) == same[test])))
+    kfold = kfold_accuracy(distances, same, assign_folds(same, folds, seed))
     pairs = np.stack([batch.class1, batch.example1, batch.class2, batch.example2], axis=1)
     return PairResult(
         n_pairs=n_pairs,
-        accuracy=float(np.mean(accs)),
-        accuracy_std=float(np.std(accs)),
+        accuracy=kfold.mean,
+        accuracy_std=kfold.std,
         best_accuracy=best,
         auc=metrics.auc(roc),
         eer=rate,
-        eer_threshold=-threshold,
+        eer_threshold=float(scorer.metric.as_distances(threshold)),
         scores=scores,
         same=same,
         pairs=pairs,
@@ -337,7 +280,7 @@ class RunsResult:
     accuracy: float
     #: run, test item, predicted class, true class – the items got wrong
     mistakes: list[tuple[int, int, int, int]] = field(repr=False)
-    #: (run, items, classes) similarity of every test item to every training image
+    #: (run, items, classes) closeness of every test item to every training image (higher is closer)
     scores: np.ndarray = field(repr=False)
     #: accuracy when each run's 20 answers must be a one-to-one assignment (transductive;
     #: not Lake et al.'s protocol, reported apart); None without scipy

@@ -1,0 +1,371 @@
+"""Search at 10k, 100k and 1M templates: exact search against the in-process graph.
+
+Each gallery is a real SQLite gallery (``bench/out/scale/gallery_<n>.sqlite``, built
+once and reused) of the default model's templates: LFW View 1 people enrolled from
+their first photo (every other person with two or more photos), and synthetic people
+drawn to have LFW's distance distribution (``embeddings_synth.py``) up to ``n``
+templates. The probes are real photos: the other photos of the enrolled LFW people
+(mated) and every photo of the LFW people not enrolled (strangers).
+
+For each size and search (``exact``, ``ann``), in a fresh process (so memory does
+not mix):
+
+- open: reading the templates and, for ``ann``, building the graph (first open) or
+  loading it (later opens; both are reported);
+- query p50 / p95 of ``identify_embedding`` (the whole decision: candidates, exact
+  fused distances, cohort normalisation, open-set threshold), one probe at a time;
+- recall of ``ann`` against ``exact``: recall@1 (the same best person) and recall@10
+  (share of exact search's 10 best people that ann's 10 best hold), for plain
+  distances and, where exact search's cohort statistics are affordable (up to
+  100k), for the default normalised scores;
+- memory: peak RSS of the process minus a process that only imported facegate,
+  and the graph's files;
+- enrol one more: ``add_embeddings`` of a new person with 2 templates, then its removal.
+
+Writes ``bench/out/gallery_scale.json`` and ``bench/out/gallery_scale.png`` (latency
+and memory against size; pgvector's points too when ``bench/out/pgvector_scale.json``
+exists).
+
+    .venv/bin/python bench/gallery_scale.py [--sizes 10000,100000,1000000] [--probes 200]
+
+The machine this ran on has 2 cores shared with other work: latencies are the median
+and 95th percentile of a few hundred probes and move by 20-50% between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from embeddings_synth import LFW, real_faces, synthetic_gallery
+
+OUT = Path(__file__).resolve().parent / "out"
+FOLDER = OUT / "scale"
+MODEL = "dlib-resnet"
+#: the largest gallery where exact search's cohort statistics for every person are computed
+NORMALISED_EXACT_UP_TO = 100_000
+
+
+# -- the galleries -----------------------------------------------------------------------
+def lfw_split(test_only: bool = False) -> dict[str, np.ndarray]:
+    """Which LFW photos are enrolled, mated probes, strangers (every other person with 2+ photos enrolled).
+
+    ``test_only``: probes only of ``pairsDevTest.txt``'s people. The default scores
+    normalise against a cohort of ``pairsDevTrain.txt``'s people, so a training person's
+    photo as a probe meets itself in the cohort: decisions are measured on test people."""
+    from facegate.datasets.lfw import people_images
+
+    real = real_faces()
+    labels = real.labels
+    counts = np.bincount(labels)
+    multi = np.flatnonzero(counts >= 2)
+    enrolled_people = multi[::2]
+    first = np.r_[True, labels[1:] != labels[:-1]]  # rows are grouped by person
+    is_enrolled = np.isin(labels, enrolled_people)
+    probe = np.ones(len(labels), bool)
+    if test_only:  # real_faces numbers the training file's people first
+        n_train = max(people_images(LFW, "pairsDevTrain.txt")[1]) + 1
+        probe = labels >= n_train
+    return {
+        "enrolled": np.flatnonzero(is_enrolled & first),
+        "mated": np.flatnonzero(is_enrolled & ~first & probe),
+        "strangers": np.flatnonzero(~is_enrolled & probe),
+    }
+
+
+def gallery_path(n: int) -> Path:
+    return FOLDER / f"gallery_{n}.sqlite"
+
+
+def build_gallery(n: int) -> Path:
+    """The SQLite gallery of ``n`` templates (made once; the last meta key written marks it complete)."""
+    from facegate.gallery import Gallery
+    from facegate.gallery.store import NewTemplate
+
+    path = gallery_path(n)
+    if path.exists():
+        from facegate.gallery.store import GalleryStore
+
+        if GalleryStore.stored_meta(path).get("bench_complete") == "1":
+            return path
+        for old in path.parent.glob(path.name + "*"):
+            old.unlink()
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    real = real_faces()
+    split = lfw_split()
+    start = time.perf_counter()
+    g = Gallery(path, model_name=MODEL, index="exact")
+    store = g.store
+    batch = {f"lfw{int(real.labels[i])}": [NewTemplate(real.vectors[i], f"lfw{i}", {})] for i in split["enrolled"]}
+    store.add_many(batch)
+    owners, matrix = synthetic_gallery(n - len(batch), seed=n, include_real=False)
+    bounds = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True])
+    chunk: dict = {}
+    for a, b in itertools.pairwise(bounds):
+        chunk[f"s{int(owners[a])}"] = [NewTemplate(matrix[i], f"s{i}", {}) for i in range(a, b)]
+        if len(chunk) >= 20_000:
+            store.add_many(chunk)
+            chunk = {}
+    if chunk:
+        store.add_many(chunk)
+    with store.transaction() as db:
+        db.execute("INSERT INTO meta (key, value) VALUES ('bench_complete', '1')")
+    store.close()
+    print(f"built {path.name}: {n} templates in {time.perf_counter() - start:.0f} s", flush=True)
+    return path
+
+
+def probes(n_each: int) -> tuple[np.ndarray, list[str | None]]:
+    """``n_each`` mated probes and ``n_each`` strangers (fixed draw), and who each one is."""
+    real = real_faces()
+    split = lfw_split()
+    rng = np.random.default_rng(0)
+    mated = rng.choice(split["mated"], min(n_each, len(split["mated"])), replace=False)
+    strangers = rng.choice(split["strangers"], min(n_each, len(split["strangers"])), replace=False)
+    rows = np.r_[mated, strangers]
+    truth = [f"lfw{int(real.labels[i])}" for i in mated] + [None] * len(strangers)
+    return real.vectors[rows], truth
+
+
+# -- one measurement, in its own process ---------------------------------------------------
+def rss_mb() -> float:
+    """Resident memory of this process now (MiB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def ms(times: list[float]) -> tuple[float, float]:
+    t = np.array(times) * 1000
+    return round(float(np.percentile(t, 50)), 3), round(float(np.percentile(t, 95)), 3)
+
+
+def measure(n: int, search: str, n_probes: int, normalise: bool) -> dict:
+    from facegate.gallery import Gallery
+    from facegate.gallery.ann import header_path, remove_files
+
+    path = gallery_path(n)
+    queries, _ = probes(n_probes)
+    base = rss_mb()
+    out: dict = {"templates": n, "search": search, "normalise": normalise}
+    if search == "ann" and (not normalise or not header_path(path).exists()):
+        remove_files(path)  # the first open of each size builds the graph: its build time is measured
+    start = time.perf_counter()
+    g = Gallery(path, index=search, normalise=None if normalise else False)
+    out["open_s"] = round(time.perf_counter() - start, 2)
+    if search == "ann":
+        out["graph"] = g.ann.origin
+        out["graph_mb"] = round(sum(p.stat().st_size for p in path.parent.glob(path.name + ".ann.*")) / 2**20)
+    out["people"] = len(g)
+    g.identify_embedding(queries[0])
+    times, tops = [], []
+    for q in queries:
+        t = time.perf_counter()
+        r = g.identify_embedding(q, top_k=10)
+        times.append(time.perf_counter() - t)
+        tops.append([c.name for c in r.candidates])
+    out["p50_ms"], out["p95_ms"] = ms(times)
+    out["identities"] = [r[0] if r else None for r in tops]
+    out["top10"] = tops
+    if search == "ann":
+        graph_times = []
+        for q in queries:
+            t = time.perf_counter()
+            g.ann.graph.search(q, 64)
+            graph_times.append(time.perf_counter() - t)
+        out["graph_p50_ms"], out["graph_p95_ms"] = ms(graph_times)
+        if not normalise:
+            out["ef_sweep"] = ef_sweep(g, queries)
+    out["rss_mb"] = round(rss_mb() - base)
+    rng = np.random.default_rng(1)
+    v = rng.standard_normal((2, 128)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    t = time.perf_counter()
+    g.add_embeddings("bench newcomer", v)
+    out["enrol_one_s"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    g.remove("bench newcomer")
+    out["remove_one_s"] = round(time.perf_counter() - t, 3)
+    g.close()
+    return out
+
+
+def ef_sweep(g, queries: np.ndarray) -> list[dict]:
+    """The graph alone: how often its first answer is the exact nearest template, and its
+    time, for search lists of several lengths (64 templates asked for, as the gallery does)."""
+    ann = g.ann
+    matrix = ann.graph.vectors(ann.ids)
+    sq = (matrix.astype(np.float32) ** 2).sum(1)
+    nearest = np.array([ann.ids[np.argmin(sq - 2 * matrix @ q)] for q in queries])
+    rows = []
+    for ef in (64, 128, 256, 512, 1024):
+        times, first = [], []
+        for q in queries:
+            t = time.perf_counter()
+            found = ann.graph.search(q, 64, ef=ef)
+            times.append(time.perf_counter() - t)
+            first.append(found[0])
+        p50, p95 = ms(times)
+        rows.append({"ef": ef, "p50_ms": p50, "p95_ms": p95, "recall@1": float(np.mean(np.array(first) == nearest))})
+    return rows
+
+
+def prepare(n: int) -> dict:
+    """Open the gallery with the default scores once: every person's cohort statistics are
+    computed (the first time) and kept with the graph when it closes."""
+    from facegate.gallery import Gallery
+
+    start = time.perf_counter()
+    g = Gallery(gallery_path(n), index="ann")
+    opened = time.perf_counter() - start
+    g.close()
+    return {"stats_s": round(opened, 1), "close_s": round(time.perf_counter() - start - opened, 1)}
+
+
+def child(n: int, search: str, n_probes: int, normalise: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", f"{n}:{search}:{int(normalise)}", "--probes", str(n_probes)]
+    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    if run.returncode:
+        raise RuntimeError(run.stderr[-2000:])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def recall(exact: dict, approx: dict) -> tuple[float, float]:
+    at1 = np.mean([a[:1] == b[:1] for a, b in zip(exact["top10"], approx["top10"], strict=True)])
+    at10 = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(exact["top10"], approx["top10"], strict=True)])
+    return round(float(at1), 4), round(float(at10), 4)
+
+
+def merged(rows: list[dict], new: list[dict]) -> list[dict]:
+    """``rows`` with ``new`` rows replacing those of the same size, search and scores."""
+    key = lambda r: (r["templates"], r["search"], r["normalise"])  # noqa: E731
+    replaced = {key(r) for r in new}
+    return [r for r in rows if key(r) not in replaced] + list(new)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    mem = ax.twinx()
+    for search, colour in (("exact", "tab:red"), ("ann", "tab:blue")):
+        pts = sorted((r["templates"], r["p50_ms"], r["rss_mb"]) for r in rows if r["search"] == search)
+        if pts:
+            x, lat, rss = zip(*pts, strict=True)
+            ax.plot(x, lat, "o-", color=colour, label=f"{search}: p50 latency")
+            mem.plot(x, rss, "s--", color=colour, alpha=0.5, label=f"{search}: memory")
+    pg = OUT / "pgvector_scale.json"
+    if pg.exists():  # bench/pgvector_scale.py: the fastest search list with recall@1 >= 0.99 at each size
+        try:
+            pts = []
+            for r in json.loads(pg.read_text())["results"]:
+                good = [x for x in r["searches"] if x["recall_at_1"] >= 0.99] or r["searches"][-1:]
+                pts.append((r["templates"], min(x["p50_ms"] for x in good)))
+            x, lat = zip(*sorted(pts), strict=True)
+            ax.plot(x, lat, "^-", color="tab:green", label="pgvector (HNSW in the server): p50 latency")
+        except (ValueError, KeyError, TypeError):
+            pass
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("templates in the gallery")
+    ax.set_ylabel("identify one probe, p50 (ms; plain distances)")
+    mem.set_ylabel("memory of the searching process (MiB)")
+    lines = ax.get_legend_handles_labels()
+    more = mem.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    ax.set_title("Gallery search against size (default model, 2 cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
+    ap.add_argument("--out", default="gallery_scale.json", help="results file under bench/out (rows merged by size)")
+    ap.add_argument("--merge", nargs="*", default=[], help="more results files whose rows to take (later wins)")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        n, search, normalise = args.child.split(":")
+        if search == "prepare":
+            print(json.dumps(prepare(int(n))))
+        else:
+            print(json.dumps(measure(int(n), search, args.probes, normalise == "1")))
+        return
+    OUT.mkdir(exist_ok=True)
+    rows: list[dict] = []
+    for name in [args.out, *args.merge]:
+        if (OUT / name).exists():
+            rows = merged(rows, json.loads((OUT / name).read_text()))
+    for n in [int(s) for s in args.sizes.split(",") if s]:
+        build_gallery(n)
+        runs = {}
+        prepared = {}
+        for search in ("ann", "exact"):  # ann first: its first open builds the graph
+            runs[search, False] = child(n, search, args.probes, False)
+            if search == "ann":  # the cohort statistics of every person, computed once and kept with the graph
+                prepared = child(n, "prepare", args.probes, True)
+            if n <= NORMALISED_EXACT_UP_TO or search == "ann":
+                runs[search, True] = child(n, search, args.probes, True)
+        first_open = runs["ann", False]
+        for (search, normalise), r in runs.items():
+            row = {k: v for k, v in r.items() if k not in ("top10", "identities")}
+            if search == "ann" and ("exact", normalise) in runs:
+                row["recall@1"], row["recall@10"] = recall(runs["exact", normalise], r)
+            if search == "ann":
+                row["build_s"] = first_open["open_s"] if first_open["graph"] == "built" else None
+                row["stats_s"] = prepared.get("stats_s")
+                row["load_s"] = runs["ann", True]["open_s"]
+            rows = merged(rows, [row])
+            print(json.dumps(row), flush=True)
+        (OUT / args.out).write_text(json.dumps(rows, indent=1))
+    rows.sort(key=lambda r: (r["templates"], r["search"], r["normalise"]))
+    (OUT / args.out).write_text(json.dumps(rows, indent=1))
+    plot([r for r in rows if not r["normalise"]] or rows, OUT / "gallery_scale.png")
+    header = [
+        "templates", "search", "scores", "p50 ms", "p95 ms", "graph p50 ms", "recall@1", "recall@10",
+        "open s", "build s", "stats s", "memory MiB", "enrol one s",
+    ]  # fmt: skip
+    print("\n| " + " | ".join(header) + " |")
+    print("|" + "---:|" * len(header))
+    for r in rows:
+        cells = [
+            f"{r['templates']:,}",
+            r["search"],
+            "normalised" if r["normalise"] else "distance",
+            r["p50_ms"],
+            r["p95_ms"],
+            r.get("graph_p50_ms", "-"),
+            r.get("recall@1", "-"),
+            r.get("recall@10", "-"),
+            r["open_s"],
+            r.get("build_s") or "-",
+            r.get("stats_s") or "-",
+            r["rss_mb"],
+            r["enrol_one_s"],
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    sweeps = [r for r in rows if r.get("ef_sweep")]
+    if sweeps:
+        print("\nThe graph alone (64 nearest templates asked): its first answer is the exact nearest template")
+        print("\n| templates | " + " | ".join(f"ef {e['ef']}" for e in sweeps[0]["ef_sweep"]) + " |")
+        print("|---:|" + "---:|" * len(sweeps[0]["ef_sweep"]))
+        for r in sweeps:
+            cells = [f"{e['recall@1']:.3f} ({e['p50_ms']} ms)" for e in r["ef_sweep"]]
+            print(f"| {r['templates']:,} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,491 @@
+"""Approximate nearest-neighbour search for large galleries.
+
+Exact search scores every template of the gallery: 4.6 ms per probe at 100k
+templates, about 50 ms at 1M. Above :data:`ANN_MIN_TEMPLATES` templates a gallery
+asks an HNSW graph (hnswlib; why hnswlib: ``bench/ann_choice.py`` and the README's
+"Large galleries") for the :func:`candidate_count` nearest *templates*, groups them
+to people, and scores only those people, exactly: each candidate's fused distance
+is recomputed over all their templates, so distances, scores, thresholds and the
+open-set decision keep their meaning; only a person the graph missed can be missed.
+
+Search strategies (:data:`SEARCHES`): ``exact`` (always every template),
+``ann`` (always the graph), ``auto`` (the graph from :data:`ANN_MIN_TEMPLATES`
+templates on; the default). The graph library, hnswlib, is the ``ann`` extra (it
+builds from source: a C++ compiler is needed); without it ``auto`` searches exactly
+and ``ann`` refuses. A store that can search itself (pgvector) provides a
+:class:`Searcher` as its ``searcher`` attribute, and the gallery asks it instead.
+
+The graph is keyed by template id and persists beside the gallery file
+(``<gallery>.ann.json``, a header, and the data files it names). The store stays
+the truth: the header records the gallery's identity (its ``gallery_uuid``), the
+``people_version`` the graph was saved at, and checksums of the data files. On
+opening, a graph that is missing, damaged, or of another gallery is rebuilt from
+the store; one that is stale (the gallery changed since it was saved: another
+process wrote, or this one was killed before it saved) is brought up to date by
+comparing it with the store, template by template (ids and vectors), adding and
+removing what differs. Enrolment and removal add and remove templates in the
+graph (no rebuild); the graph is saved when built, on :meth:`AnnSearch.save`
+(``Gallery.close``), and after :data:`SAVE_EVERY` changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+#: search strategies a gallery accepts
+SEARCHES: tuple[str, ...] = ("exact", "ann", "auto")
+#: ``auto`` searches the graph from this many templates on: where exact search passes
+#: about 1 ms per probe on a 2-core machine (bench/gallery_scale.py)
+ANN_MIN_TEMPLATES = 20_000
+#: metrics the graph serves, and whether it indexes unit-length rows for them (the
+#: graph's space is always squared euclidean: on unit rows its order is cosine's too)
+ANN_METRICS: dict[str, bool] = {"euclidean": False, "euclidean_l2": True, "cosine": True}
+#: graph parameters: links per node, and the candidate list while building
+LINKS, EF_CONSTRUCTION = 16, 100
+#: the candidate list while searching, by graph size (from that many templates on): the
+#: default model's embeddings are hard for a graph (their neighbours are nearly equidistant),
+#: so a long list is needed for the nearest template to be found 99 times in 100
+#: (bench/gallery_scale.py's sweep: at 100k, 64 finds it 90 times in 100, 256 finds it 99)
+EF_SEARCH: dict[int, int] = {0: 128, 50_000: 256, 300_000: 512}
+
+
+def ef_search(templates: int) -> int:
+    """The search list length for a graph of ``templates`` templates (:data:`EF_SEARCH`)."""
+    return max(ef for size, ef in EF_SEARCH.items() if templates >= size)
+
+
+#: the graph is saved after this many changes since it was last saved (and on close)
+SAVE_EVERY = 10_000
+#: format of the files beside the gallery
+FORMAT = 1
+
+
+def available() -> bool:
+    """Whether the graph library is installed (``pip install 'facegate[ann]'``; ``make install`` does)."""
+    import importlib.util
+
+    return importlib.util.find_spec("hnswlib") is not None
+
+
+def candidate_count(top_k: int) -> int:
+    """How many nearest templates the graph is asked for when ``top_k`` people are wanted."""
+    return max(10 * int(top_k), 64)
+
+
+def resolve_search(mode: str, templates: int) -> str:
+    """``exact`` or ``ann``: what ``mode`` means for a gallery of ``templates`` templates."""
+    if mode not in SEARCHES:
+        raise ValueError(f"unknown search {mode!r}; use one of {', '.join(SEARCHES)}")
+    if mode == "auto":
+        return "ann" if templates >= ANN_MIN_TEMPLATES else "exact"
+    return mode
+
+
+@runtime_checkable
+class Searcher(Protocol):
+    """What a gallery asks for candidates: anything that finds the people nearest a probe.
+
+    ``candidates(query, k)`` returns person ids (the store's), nearest first, at
+    least the ``k`` nearest people where the gallery has that many (more is fine:
+    the gallery scores every candidate exactly and ranks them itself). A store that
+    can search itself (pgvector) exposes one as ``store.searcher``; otherwise the
+    gallery uses its in-process :class:`AnnSearch`.
+    """
+
+    def candidates(self, query: np.ndarray, k: int) -> Sequence[int] | np.ndarray: ...
+
+
+class AnnIndexError(Exception):
+    """The files beside a gallery do not hold a usable graph (the caller rebuilds it)."""
+
+
+def header_path(gallery_path: str | Path) -> Path:
+    return Path(f"{gallery_path}.ann.json")
+
+
+def _crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+class HnswGraph:
+    """An hnswlib graph of template vectors, labelled by template id."""
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        import hnswlib
+
+        self.dim = dim
+        self._graph = hnswlib.Index(space="l2", dim=dim)
+        self._graph.init_index(
+            max_elements=max(capacity, 16), M=LINKS, ef_construction=EF_CONSTRUCTION, allow_replace_deleted=True
+        )
+        self._graph.set_num_threads(1)
+        #: labels marked deleted in the graph (their slots are reused by later additions)
+        self._deleted: set[int] = set()
+
+    @staticmethod
+    def library() -> str:
+        from importlib.metadata import version
+
+        return f"hnswlib {version('hnswlib')}"
+
+    @property
+    def live(self) -> int:
+        return self._graph.get_current_count() - len(self._deleted)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = 1) -> None:
+        """Add templates whose ids the graph does not hold live (an id removed earlier may come back)."""
+        ids = np.asarray(ids, np.int64)
+        vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(ids), self.dim)
+        back = np.array([t in self._deleted for t in ids.tolist()], bool)
+        for i in np.flatnonzero(back):  # a reused id: bring its own slot back (one slot per label)
+            self._graph.unmark_deleted(int(ids[i]))
+            self._deleted.discard(int(ids[i]))
+        if back.any():
+            self.update(ids[back], vectors[back])
+        ids, vectors = ids[~back], vectors[~back]
+        if not len(ids):
+            return
+        reuse = min(len(self._deleted), len(ids))
+        need = self._graph.get_current_count() + len(ids) - reuse
+        if need > self._graph.get_max_elements():
+            self._graph.resize_index(max(need, 2 * self._graph.get_max_elements()))
+        self._graph.add_items(vectors, ids, num_threads=threads, replace_deleted=bool(reuse))
+        if reuse:  # the reused slots' old labels left the graph
+            self._deleted &= {int(x) for x in self._graph.get_ids_list()}
+
+    def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """New vectors for ids the graph holds live."""
+        if len(ids):
+            self._graph.add_items(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64), num_threads=1)
+
+    def remove(self, ids: np.ndarray) -> None:
+        for t in np.asarray(ids, np.int64).tolist():
+            self._graph.mark_deleted(t)
+            self._deleted.add(t)
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self._graph.get_items(np.asarray(ids, np.int64)), np.float32)
+
+    def search(self, query: np.ndarray, k: int, ef: int | None = None) -> np.ndarray:
+        """The template ids of (about) the ``k`` nearest templates, nearest first."""
+        k = min(k, self.live)
+        q = np.asarray(query, np.float32).reshape(1, -1)
+        while k > 0:
+            self._graph.set_ef(max(ef if ef is not None else ef_search(self.live), k))
+            try:
+                labels, _ = self._graph.knn_query(q, k=k, num_threads=1)
+            except RuntimeError:  # a small graph with many deletions can find fewer than k
+                k //= 2
+                continue
+            return labels[0].astype(np.int64)
+        return np.zeros(0, np.int64)
+
+    def save(self, path: Path) -> None:
+        self._graph.save_index(str(path))
+
+    @classmethod
+    def load(cls, path: Path, dim: int, live: int, deleted: np.ndarray) -> HnswGraph:
+        import hnswlib
+
+        graph = cls.__new__(cls)
+        graph.dim = dim
+        graph._graph = hnswlib.Index(space="l2", dim=dim)
+        try:
+            graph._graph.load_index(str(path), allow_replace_deleted=True)
+        except Exception as exc:
+            raise AnnIndexError(f"the graph file cannot be read ({exc})") from exc
+        graph._graph.set_num_threads(1)
+        graph._deleted = {int(x) for x in deleted}
+        if graph.live != live or graph._graph.dim != dim:
+            raise AnnIndexError("the graph holds other templates than its header says")
+        return graph
+
+
+class AnnSearch:
+    """The in-process :class:`Searcher` of a gallery: the graph, the owner of every
+    template, and the files that keep it between sessions.
+
+    ``origin`` says how this session got it: ``built`` (from the store: ``reason``
+    says why), ``loaded`` (from the files, as saved) or ``updated`` (from the files,
+    then brought up to date with the store).
+    """
+
+    #: graphs built from a store in this process (what tests count)
+    builds = 0
+
+    def __init__(self, dim: int, normalise: bool, path: str | None, identity: str) -> None:
+        self.dim = dim
+        self.normalise = normalise
+        self.path = None if path in (None, ":memory:") else str(path)
+        self.identity = identity
+        self.graph = HnswGraph(dim)
+        self.ids = np.zeros(0, np.int64)  # sorted
+        self.owners = np.zeros(0, np.int64)  # aligned with ids
+        self.people_version: int | None = None
+        #: the header of the files as last loaded or saved; whether the graph changed since
+        self._header: dict | None = None
+        self._dirty = True
+        #: arrays kept with the graph for its user (the gallery's cohort statistics): as loaded,
+        #: and a function giving the current ones when the graph is saved
+        self.kept: dict[str, np.ndarray] = {}
+        self.keep: Callable[[], dict[str, np.ndarray]] | None = None
+        #: owners whose templates changed when the graph was last brought up to date
+        self.touched = np.zeros(0, np.int64)
+        self.origin = "built"
+        self.reason = ""
+        self.unsaved = 0
+
+    # -- vectors -------------------------------------------------------------------
+    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
+        v = np.ascontiguousarray(vectors, np.float32).reshape(-1, self.dim)
+        if self.normalise:
+            v = (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return v
+
+    # -- opening ---------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | None,
+        identity: str,
+        people_version: int,
+        ids: np.ndarray,
+        owners: np.ndarray,
+        matrix: np.ndarray,
+        normalise: bool,
+    ) -> AnnSearch:
+        """The graph of the gallery at ``path`` whose store holds (``ids``, ``owners``,
+        ``matrix``) at ``people_version``: from its files when they are usable, else built."""
+        search = cls(matrix.shape[1], normalise, path, identity)
+        if search.path is not None:
+            try:
+                search._load(people_version)
+            except AnnIndexError as exc:
+                search.reason = str(exc)
+            else:
+                if search.people_version == people_version and np.array_equal(search.ids, np.sort(ids)):
+                    search.origin = "loaded"
+                    search.owners = _aligned(search.ids, ids, owners)
+                    return search
+                search.sync(ids, owners, matrix, people_version)
+                search.origin = "updated"
+                search.save()  # the new graph, or only the header's people_version when nothing else changed
+                return search
+        search.build(ids, owners, matrix, people_version)
+        return search
+
+    def build(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> None:
+        AnnSearch.builds += 1
+        order = np.argsort(ids, kind="stable")
+        self.graph = HnswGraph(self.dim, capacity=len(ids) + 1024)
+        self.graph.add(ids[order], self._prepare(matrix[order]), threads=os.cpu_count() or 1)
+        self.ids, self.owners = ids[order].astype(np.int64), owners[order].astype(np.int64)
+        self.people_version = people_version
+        self.origin = "built"
+        self.reason = self.reason or "no graph beside the gallery"
+        if self.path is not None:
+            self.save()
+
+    def _load(self, people_version: int) -> None:
+        head = header_path(self.path)  # type: ignore[arg-type]
+        if not head.is_file():
+            raise AnnIndexError("no graph beside the gallery")
+        try:
+            header = json.loads(head.read_text())
+            ok = header["format"] == FORMAT and header["library"] == HnswGraph.library()
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AnnIndexError("the graph's header is damaged") from exc
+        if not ok:
+            raise AnnIndexError("the graph was saved in another format or by another library version")
+        if header["gallery"] != self.identity:
+            raise AnnIndexError("the graph beside the gallery belongs to another gallery")
+        if header["dim"] != self.dim or header["normalise"] != self.normalise:
+            raise AnnIndexError("the graph was built for another metric or size of embedding")
+        folder = head.parent
+        files = {}
+        for part in ("graph", "ids"):
+            name = header.get(part)
+            file = folder / str(name)
+            if not name or "/" in str(name) or not file.is_file():
+                raise AnnIndexError(f"the graph's {part} file is missing")
+            if file.stat().st_size != header[f"{part}_size"] or _crc(file) != header[f"{part}_crc"]:
+                raise AnnIndexError(f"the graph's {part} file is damaged (size or checksum differs)")
+            files[part] = file
+        with np.load(files["ids"], allow_pickle=False) as saved:
+            self.ids, deleted = saved["ids"].astype(np.int64), saved["deleted"].astype(np.int64)
+            # owners (-1: unknown, in files of the first version) say whose statistics a change touches
+            known = "owners" in saved.files and len(saved["owners"]) == len(self.ids)
+            self.owners = saved["owners"].astype(np.int64) if known else np.full(len(self.ids), -1, np.int64)
+            self.kept = {k[5:]: saved[k] for k in saved.files if k.startswith("kept_")}
+        self.graph = HnswGraph.load(files["graph"], self.dim, len(self.ids), deleted)
+        self.people_version = int(header["people_version"])
+        self._header = header
+        self._dirty = False
+
+    # -- changes -----------------------------------------------------------------------
+    def sync(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> int:
+        """Bring the graph to the store's templates (``ids``, ``owners``, ``matrix``):
+        add what is new, remove what went, replace a vector that differs (a reused id).
+        Returns how many templates changed."""
+        order = np.argsort(ids, kind="stable")
+        ids, owners, matrix = ids[order], owners[order], matrix[order]
+        gone = np.setdiff1d(self.ids, ids, assume_unique=True)
+        new = ~np.isin(ids, self.ids, assume_unique=True)
+        both = np.flatnonzero(~new)
+        prepared = self._prepare(matrix[both]) if len(both) else np.zeros((0, self.dim), np.float32)
+        differ = []
+        for start in range(0, len(both), 65_536):  # compare in chunks: bounded memory
+            sl = slice(start, start + 65_536)
+            held = self.graph.vectors(ids[both[sl]])
+            differ.extend((both[sl][np.any(held != prepared[sl], axis=1)]).tolist())
+        differ = np.asarray(differ, np.int64)
+        added = np.flatnonzero(new)
+        self.graph.remove(gone)
+        self.graph.update(ids[differ], self._prepare(matrix[differ]))
+        if len(added):
+            self.graph.add(ids[added], self._prepare(matrix[added]), threads=os.cpu_count() or 1)
+        old_owners = self.owners[np.isin(self.ids, gone, assume_unique=True)] if len(gone) else self.owners[:0]
+        self.touched = np.unique(np.r_[old_owners, owners[differ], owners[added]]).astype(np.int64)
+        self.ids, self.owners = ids.astype(np.int64), owners.astype(np.int64)
+        self.people_version = people_version
+        changed = len(gone) + len(differ) + len(added)
+        self.unsaved += changed
+        self._dirty = self._dirty or changed > 0
+        return changed
+
+    def add(self, ids: Sequence[int], owner: int, vectors: np.ndarray, people_version: int) -> None:
+        """Templates ``ids`` of ``owner`` were added to the store (now at ``people_version``)."""
+        ids = np.asarray(ids, np.int64)
+        self.graph.add(ids, self._prepare(vectors))
+        where = np.searchsorted(self.ids, ids)
+        self.ids = np.insert(self.ids, where, ids)
+        self.owners = np.insert(self.owners, where, np.full(len(ids), owner, np.int64))
+        self._changed(len(ids), people_version)
+
+    def remove_person(self, owner: int, people_version: int) -> int:
+        """Every template of ``owner`` was removed from the store."""
+        mine = self.owners == owner
+        self.graph.remove(self.ids[mine])
+        self.ids, self.owners = self.ids[~mine], self.owners[~mine]
+        self._changed(int(mine.sum()), people_version)
+        return int(mine.sum())
+
+    def touch(self, people_version: int) -> None:
+        """The store changed without a template changing (a rename)."""
+        self._changed(0, people_version)
+
+    def _changed(self, n: int, people_version: int) -> None:
+        self.people_version = people_version
+        self._dirty = self._dirty or n > 0
+        self.unsaved += max(n, 1)
+        if self.path is not None and self.unsaved >= SAVE_EVERY:
+            self.save()
+
+    # -- search ------------------------------------------------------------------------
+    def candidates(self, query: np.ndarray, k: int) -> np.ndarray:
+        """Owners of the :func:`candidate_count` nearest templates, nearest first, each once."""
+        found = self.graph.search(self._prepare(query)[0], candidate_count(k))
+        rows = np.searchsorted(self.ids, found)
+        rows = rows[(rows < len(self.ids))]
+        owners = self.owners[rows]
+        _, first = np.unique(owners, return_index=True)
+        return owners[np.sort(first)]
+
+    # -- files -------------------------------------------------------------------------
+    def save(self) -> bool:
+        """Write the graph beside the gallery: data files under new names, then the
+        header (atomically), then old data files go. A crash leaves the old graph or
+        the new one, never a mix (and at worst a stray file, removed next time).
+        A folder that cannot be written to keeps the graph in memory only (False)."""
+        if self.path is None:
+            return False
+        try:
+            if self._dirty or self._header is None:
+                self._save()
+            else:  # the same graph at a newer people_version (a rename; a stale graph nothing differed from)
+                self._write_header({**self._header, "people_version": self.people_version})
+        except OSError:
+            return False
+        self.unsaved = 0
+        return True
+
+    def _save(self) -> None:
+        head = header_path(self.path)  # type: ignore[arg-type]
+        token = secrets.token_hex(6)
+        name = Path(self.path).name  # type: ignore[arg-type]
+        graph_file = head.parent / f"{name}.ann.{token}.hnsw"
+        ids_file = head.parent / f"{name}.ann.{token}.npz"
+        tmp = graph_file.with_suffix(".tmp")
+        self.graph.save(tmp)
+        _fsync_replace(tmp, graph_file)
+        with open(ids_file, "wb") as f:
+            kept = {f"kept_{k}": v for k, v in (self.keep() if self.keep is not None else {}).items()}
+            deleted = np.array(sorted(self.graph._deleted), np.int64)
+            np.savez(f, ids=self.ids, owners=self.owners, deleted=deleted, **kept)
+            f.flush()
+            os.fsync(f.fileno())
+        header = {
+            "format": FORMAT,
+            "library": HnswGraph.library(),
+            "gallery": self.identity,
+            "people_version": self.people_version,
+            "templates": len(self.ids),
+            "dim": self.dim,
+            "normalise": self.normalise,
+            "graph": graph_file.name,
+            "graph_size": graph_file.stat().st_size,
+            "graph_crc": _crc(graph_file),
+            "ids": ids_file.name,
+            "ids_size": ids_file.stat().st_size,
+            "ids_crc": _crc(ids_file),
+            "params": {"links": LINKS, "ef_construction": EF_CONSTRUCTION},
+        }
+        self._write_header(header)
+        self._dirty = False
+        keep = {graph_file.name, ids_file.name, head.name}
+        for old in head.parent.glob(f"{name}.ann.*"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
+
+    def _write_header(self, header: dict) -> None:
+        head = header_path(self.path)  # type: ignore[arg-type]
+        tmp = head.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(header, indent=1))
+        _fsync_replace(tmp, head)
+        self._header = header
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _aligned(sorted_ids: np.ndarray, ids: np.ndarray, owners: np.ndarray) -> np.ndarray:
+    """``owners`` (given in ``ids`` order) in the order of ``sorted_ids`` (the same set)."""
+    order = np.argsort(ids, kind="stable")
+    return owners[order].astype(np.int64)
+
+
+def remove_files(gallery_path: str | Path) -> None:
+    """Remove a gallery's graph files (they are rebuilt when next needed)."""
+    head = header_path(gallery_path)
+    for old in head.parent.glob(f"{Path(gallery_path).name}.ann.*"):
+        old.unlink(missing_ok=True)
