@@ -224,3 +224,35 @@ def test_search_agrees_with_brute_force(tmp_path_factory, templates, query, fusi
         )
         assert [c.distance for c in found] == sorted(c.distance for c in found)
         np.testing.assert_allclose([c.distance for c in found], sorted(best.values())[:5], atol=1e-5)
+
+
+def test_a_model_and_a_detector_can_be_given_as_instances(tmp_path):
+    """``weights=`` in code: the gallery embeds with the instance given, records its name and
+    weights, and refuses the same name with other weights."""
+    from facegate.detection import DETECTORS
+    from facegate.errors import ModelMismatchError
+    from facegate.models import MODELS
+
+    base = type(MODELS.create("mean-colour"))
+
+    class Reversed(base):
+        """The stand-in model with other "weights": the colour's channels reversed."""
+
+        def __init__(self, weights: str) -> None:
+            self.weights = weights
+
+        def weights_id(self) -> str:
+            return self.weights
+
+        def embed(self, chips):
+            return super().embed(chips)[:, ::-1].copy()
+
+    path = tmp_path / "g.sqlite"
+    with Gallery(path, model_name=Reversed("v1"), detector_backend=DETECTORS.create("flat"), threshold=0.1) as g:
+        g.enroll("red", [solid(RED)])
+        result = g.identify(solid(RED))
+        assert (result.identity, result.model, result.detector_backend) == ("red", "mean-colour", "flat")
+        assert g.settings.weights == "v1"
+        np.testing.assert_allclose(g.store.load_matrix()[1][0], np.array(RED[::-1]) / 255.0, rtol=1e-6)
+    with pytest.raises(ModelMismatchError, match="weights: 'v1' in the gallery, 'v2' here"):
+        Gallery(path, model_name=Reversed("v2"), detector_backend="flat", threshold=0.1)

@@ -38,6 +38,7 @@ from facegate.decisions.fusion import Fusion
 from facegate.decisions.normalisation import CohortStats
 from facegate.decisions.quality import DEFAULT_GATE, QualityGate
 from facegate.decisions.scoring import Scoring
+from facegate.detection import Detector
 from facegate.distances import get_metric
 from facegate.errors import GalleryError, InvalidNameError
 from facegate.gallery.ann import ANN_METRICS, SEARCHES, AnnSearch, Searcher, resolve_search
@@ -48,7 +49,7 @@ from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
 from facegate.images import ImageInput, image_sha256, read_bytes
-from facegate.models import MODELS, get_model
+from facegate.models import MODELS, EmbeddingModel, get_model
 from facegate.pipeline import (
     DEFAULT_DETECTOR,
     DEFAULT_MODEL,
@@ -95,8 +96,8 @@ class Gallery:
     def __init__(
         self,
         path: str | Path = ":memory:",
-        model_name: str | None = None,
-        detector_backend: str = DEFAULT_DETECTOR,
+        model_name: str | EmbeddingModel | None = None,
+        detector_backend: str | Detector = DEFAULT_DETECTOR,
         distance_metric: str | None = None,
         threshold: float | None = None,
         tta: bool | None = None,
@@ -114,14 +115,19 @@ class Gallery:
         self._ann: AnnSearch | None = None
         recorded = stored_meta(path)
         stored = recorded.get("model")
-        self.model_name = model_name or stored or DEFAULT_MODEL
         if stored is not None and model_name is None and stored not in MODELS:
             raise GalleryError(
                 f"the gallery {path} was built with the model {stored!r}, which is not available here "
                 f"(known: {', '.join(MODELS.names())})"
             )
-        model = get_model(self.model_name)
-        self.detector_backend = detector_backend
+        #: the model and detector that embed photos: registry names, or instances given (``weights=`` in code)
+        name = model_name or stored or DEFAULT_MODEL
+        self.model = model = get_model(name)
+        self.detector = detector_backend
+        #: what represent is handed: the name when a name was given (worker processes build their own copy)
+        self._embedder = name
+        self.model_name = name if isinstance(name, str) else model.name
+        self.detector_backend = detector_backend if isinstance(detector_backend, str) else detector_backend.name
         self.metric_name = distance_metric or model.default_metric
         self._metric = get_metric(self.metric_name)
         self.scoring = scoring_for(self.model_name, self.metric_name, normalise, threshold)
@@ -133,7 +139,7 @@ class Gallery:
         #: flip test-time augmentation: as given, else as the gallery recorded, else the default
         self.tta = tta if tta is not None else recorded.get("tta", tta_name(DEFAULT_TTA)) == tta_name(True)
         #: what makes this gallery's embeddings; a gallery refuses to open with other settings than its own
-        self.settings = EmbeddingSettings.of(self.model_name, self.tta)
+        self.settings = EmbeddingSettings.of(model, self.tta)
         self._store = open_store(
             path,
             self.model_name,
@@ -357,7 +363,7 @@ class Gallery:
         for i, photo in enumerate(photos):
             label = str(photo) if isinstance(photo, (str, Path)) and len(str(photo)) < 300 else f"photo {i + 1}"
             source = photo if isinstance(photo, (np.ndarray, Image.Image)) else read_bytes(photo)  # read once
-            face = represent(source, self.model_name, self.detector_backend, multi_face, tta=self.tta, label=label)[0]
+            face = represent(source, self._embedder, self.detector, multi_face, tta=self.tta, label=label)[0]
             out.append((face, image_sha256(source)))
         return out
 
@@ -414,8 +420,8 @@ class Gallery:
         photos = [(name, photo) for name, ps in todo.items() for photo in ps]
         outputs = represent_many(
             [photo for _, photo in photos],
-            self.model_name,
-            self.detector_backend,
+            self._embedder,
+            self.detector,
             tta=self.tta,
             progress=progress,
             labels=[str(photo) if isinstance(photo, (str, Path)) else name for name, photo in photos],
@@ -560,7 +566,7 @@ class Gallery:
                 return faces
             fused = mean_embedding(np.stack([f.embedding for f in faces]))
             return [replace(faces[0], embedding=fused.astype(np.float32))]
-        faces = represent(img, self.model_name, self.detector_backend, multi_face, tta=self.tta, label="the probe")
+        faces = represent(img, self._embedder, self.detector, multi_face, tta=self.tta, label="the probe")
         if self.quality is not None and multi_face != "all":
             self.quality.check(faces[0])
         return faces

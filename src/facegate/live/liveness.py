@@ -511,7 +511,7 @@ class LivenessCheck:
         self.gallery = gallery
         self._keep = cache is not None
         self._cache = {} if cache is None else cache
-        self._detect = detect or (lambda image: detect_faces(image, gallery.detector_backend))
+        self._detect = detect or (lambda image: detect_faces(image, gallery.detector))
 
     # -- per frame ------------------------------------------------------------------
     def observe(self, image: ImageInput) -> tuple[Observation, np.ndarray]:

@@ -80,9 +80,7 @@ def identify(
 
 def compare(gallery: Gallery, settings: ServeSettings, source: Event, img1: bytes, img2: bytes) -> dict[str, Any]:
     """1:1 of two photos, with the gallery's model, detector and door operating point (no gallery search)."""
-    result = verify(
-        img1, img2, gallery.model_name, gallery.detector_backend, gallery.metric_name, tta=gallery.tta, fmr=settings.fmr
-    )
+    result = verify(img1, img2, gallery.model, gallery.detector, gallery.metric_name, tta=gallery.tta, fmr=settings.fmr)
     event = source.filled(kind="compare", photo_sha256=sha256s([img1, img2]), **decision_fields(result, "compare"))
     gallery.store.record(event, [img1, img2], settings.keep_photos_days)
     return result.to_dict()

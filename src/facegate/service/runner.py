@@ -39,7 +39,7 @@ def warm_up(gallery: Gallery) -> None:
 
     try:
         photo = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-        represent(photo, gallery.model_name, gallery.detector_backend, tta=gallery.tta)
+        represent(photo, gallery.model, gallery.detector, tta=gallery.tta)
     except Exception as exc:  # a failed warm-up only makes the first request slower
         log.warning("warm-up failed (%s: %s); the first request loads the model", type(exc).__name__, exc)
 
