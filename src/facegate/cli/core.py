@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -83,28 +85,66 @@ def gallery_option(f):
     )(f)
 
 
+@dataclass(frozen=True)
+class GalleryChoice:
+    """What a gallery command's options say: which gallery, and how it embeds and decides."""
+
+    location: Path | str | None = None
+    model: str | None = None
+    detector: str = DEFAULT_DETECTOR
+    threshold: float | None = None
+    fmr: float | None = None
+    fpir: float | None = None
+
+    def open(self, create: bool = False) -> Gallery:
+        """The gallery; only commands that enrol create one (and its folder)."""
+        return open_gallery(self.location, self.model, self.detector, self.threshold, self.fmr, self.fpir, create)
+
+
+def _handed(f):
+    """Hand ``f`` one :class:`GalleryChoice` (parameter ``where``) instead of the gallery options' values."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        fields = ("model", "detector", "threshold", "fmr", "fpir")
+        given = {field: kwargs.pop(field) for field in fields if field in kwargs}
+        return f(*args, where=GalleryChoice(kwargs.pop("gallery_path"), **given), **kwargs)
+
+    return command
+
+
+def _embedding(f):
+    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)(f)
+    return click.option(
+        "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
+    )(f)
+
+
+def _deciding(f):
+    f = fpir_option(fmr_option(f))
+    return click.option(
+        "--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr / --fpir."
+    )(f)
+
+
 def store_options(f):
-    """--gallery and --json: what every gallery command takes."""
-    return json_option(gallery_option(f))
+    """--gallery and --json, handed over as ``where`` (a :class:`GalleryChoice`) and ``as_json``."""
+    return json_option(gallery_option(_handed(f)))
 
 
 def embed_options(f):
     """The store options plus the model and detector, for commands that embed photos."""
-    f = click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULT_DETECTOR, show_default=True)(f)
-    f = click.option(
-        "--model", type=click.Choice(MODELS.names()), default=None, help="Embedding model (default: the gallery's)."
-    )(f)
-    return store_options(f)
+    return json_option(gallery_option(_embedding(_handed(f))))
 
 
 def gallery_options(f):
     """The embedding options plus the operating point, for commands that decide."""
-    f = fpir_option(f)
-    f = fmr_option(f)
-    f = click.option(
-        "--threshold", type=float, default=None, help="A raw distance threshold instead of --fmr / --fpir."
-    )(f)
-    return embed_options(f)
+    return json_option(gallery_option(_embedding(_deciding(_handed(f)))))
+
+
+def rate_options(f):
+    """The store options plus --fmr and --fpir (the rates a gallery reports at its size)."""
+    return json_option(gallery_option(fpir_option(fmr_option(_handed(f)))))
 
 
 def open_gallery(
@@ -137,9 +177,9 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
 @click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--add", is_flag=True, help="Add the photos to an already enrolled person.")
 @embed_options
-def enroll(name, photos, add, as_json, gallery_path, model, detector):
+def enroll(name, photos, add, as_json, where):
     """Enroll NAME from one or more PHOTOS (all or nothing)."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
+    with errors_to_exit(as_json), where.open(create=True) as gallery:
         result = gallery.add_photos(name, list(photos)) if add else gallery.enroll(name, list(photos))
         lines = [f"Enrolled {name} from {_plural(len(result.template_ids), 'photo')}."]
         lines += [
@@ -154,7 +194,7 @@ def enroll(name, photos, add, as_json, gallery_path, model, detector):
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--add", is_flag=True, help="Add photos to people already enrolled instead of skipping them.")
 @embed_options
-def enroll_dir(directory, add, as_json, gallery_path, model, detector):
+def enroll_dir(directory, add, as_json, where):
     """Enroll everyone in DIRECTORY: one sub-folder per person, named after them.
 
     Each person is enrolled all or nothing; people whose photos fail are reported
@@ -164,7 +204,7 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector):
     folders = {name: photos for name, photos in folders.items() if photos}
     if not folders:
         raise click.UsageError(f"{directory} has no sub-folders with photos (expected DIR/<person>/*.jpg)")
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, create=True) as gallery:
+    with errors_to_exit(as_json), where.open(create=True) as gallery:
         report = gallery.enroll_many(folders, add=add, progress=not as_json)
         lines = [f"Enrolled {_plural(len(report.enrolled), 'person', 'people')}, skipped {len(report.skipped)}."]
         lines += [f"  {name}: {why}" for name, why in report.failed.items()]
@@ -177,9 +217,9 @@ def enroll_dir(directory, add, as_json, gallery_path, model, detector):
 @click.command()
 @click.argument("name")
 @store_options
-def remove(name, as_json, gallery_path):
+def remove(name, as_json, where):
     """Remove NAME and all their photos from the gallery."""
-    with errors_to_exit(as_json), open_gallery(gallery_path) as gallery:
+    with errors_to_exit(as_json), where.open() as gallery:
         removed = gallery.remove(name)
         emit(as_json, {"name": name, "templates_removed": removed}, f"Removed {name} ({_plural(removed, 'photo')}).")
 
@@ -188,20 +228,18 @@ def remove(name, as_json, gallery_path):
 @click.argument("old")
 @click.argument("new")
 @store_options
-def rename(old, new, as_json, gallery_path):
+def rename(old, new, as_json, where):
     """Rename the enrolled person OLD to NEW."""
-    with errors_to_exit(as_json), open_gallery(gallery_path) as gallery:
+    with errors_to_exit(as_json), where.open() as gallery:
         gallery.rename(old, new)
         emit(as_json, {"old": old, "new": new}, f"Renamed {old} to {new}.")
 
 
 @click.command()
-@fpir_option
-@fmr_option
-@store_options
-def people(as_json, gallery_path, fmr, fpir):
+@rate_options
+def people(as_json, where):
     """List the enrolled people, and the error rates of decisions at the gallery's size."""
-    with errors_to_exit(as_json), open_gallery(gallery_path, fmr=fmr, fpir=fpir) as gallery:
+    with errors_to_exit(as_json), where.open() as gallery:
         records = gallery.people()
         state = gallery.state()
         payload = {
@@ -263,7 +301,7 @@ def describe_state(state) -> str:
 @click.option("--as", "name", required=True, help="The person the visitor claims to be.")
 @live_options
 @gallery_options
-def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, fmr, fpir, **live):
+def verify_cmd(photo, name, as_json, where, **live):
     """The door check: is the face in PHOTO the enrolled person NAME? Exit 0 only if so.
 
     With --live (and --camera N or --source VIDEO instead of PHOTO), the visitor is asked
@@ -273,12 +311,12 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, f
     if live.pop("live"):
         if photo is not None:
             raise click.UsageError("--live reads a camera or a video (--camera / --source), not PHOTO")
-        with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+        with errors_to_exit(as_json), where.open() as gallery:
             live_verify(gallery, name, as_json=as_json, **live)
         return
     if photo is None:
         raise click.UsageError("give the PHOTO to check, or --live with --camera / --source")
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), where.open() as gallery:
         result = gallery.verify_identity(photo, name)
         detail = f"(distance {result.distance:.2f}, threshold {result.threshold:.2f}"
         detail += f" at FMR {result.target_fmr:g})" if result.target_fmr is not None else ")"
@@ -294,14 +332,14 @@ def verify_cmd(photo, name, as_json, gallery_path, model, detector, threshold, f
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates to report.")
 @click.option("--all-faces", is_flag=True, help="Identify every face in the photo, not only the main one.")
 @gallery_options
-def identify(photo, top_k, all_faces, as_json, gallery_path, model, detector, threshold, fmr, fpir):
+def identify(photo, top_k, all_faces, as_json, where):
     """Who is in PHOTO? Exit 0 when identified, 1 when not in the database.
 
     PHOTO may be a folder: then every photo in it (recursively) gets one line per
     face, as CSV (photo, face, identity, distance, threshold, error) or JSON lines,
     with a progress bar; a photo that fails gets its error on its line.
     """
-    with errors_to_exit(as_json), open_gallery(gallery_path, model, detector, threshold, fmr, fpir) as gallery:
+    with errors_to_exit(as_json), where.open() as gallery:
         if Path(photo).is_dir():
             identify_folder(gallery, Path(photo), top_k, all_faces, as_json)
             return
