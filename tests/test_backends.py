@@ -272,6 +272,7 @@ def test_gallery_copy_round_trip_is_bit_exact(tmp_path, postgres_url):
         g.store.add_templates("p0", [NewTemplate(rng.random(3), "face-sha", {"x": 1, "y": 2}, "onnx", "flip")])
         g.remove("p5")
         g.rename("p6", "zoë")
+        identity = g.store.identity()  # what the large-gallery index is keyed to: a copy gets its own
     first = source.parent / "first.json"
     first.write_text(json.dumps(export_of(source)))
     server = new_postgres_gallery(postgres_url)
@@ -283,9 +284,11 @@ def test_gallery_copy_round_trip_is_bit_exact(tmp_path, postgres_url):
         report = json.loads(result.output)
         assert (report["people"], report["templates"], report["model"]) == (11, 22, "mean-colour")
     assert export_of(server) == export_of(back) == json.loads(first.read_text())
-    assert {k: v for k, v in stored_meta(back).items() if k != "schema_version"} == {
-        k: v for k, v in stored_meta(source).items() if k != "schema_version"
+    own = ("schema_version", "gallery_uuid")
+    assert {k: v for k, v in stored_meta(back).items() if k not in own} == {
+        k: v for k, v in stored_meta(source).items() if k not in own
     }
+    assert stored_meta(source)["gallery_uuid"] == identity and "gallery_uuid" not in stored_meta(back)
     with stand_in(back) as g:
         assert g.identify_embedding(np.float32([0.5, 0.5, 0.5])).to_dict() | {"time": 0} == stand_in(
             source

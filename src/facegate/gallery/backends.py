@@ -97,8 +97,6 @@ def open_existing(location: str | Path):
     return backend_for(location).load().open_existing(store_location(location))
 
 
-#: meta keys each store writes itself (not copied)
-_OWN_META = ("schema_version", "index_metric")
 #: the embedding settings a copy's destination must agree with
 _COMPARED = ("model", "weights", "tta")
 
@@ -153,7 +151,7 @@ def copy_gallery(source: str | Path, destination: str | Path) -> CopyReport:
                 f"the gallery {dst.path} is not empty ({people_there} people, {templates_there} templates): "
                 "copy into a new one"
             )
-        dst.import_rows({k: v for k, v in meta.items() if k not in _OWN_META}, people, templates)
+        dst.import_rows(meta, people, templates)  # each store leaves out its own keys (OWN_META)
         copied = dst.counts()
         _, people_after, templates_after = dst.export()
     finally:

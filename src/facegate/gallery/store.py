@@ -126,6 +126,9 @@ class PersonRecord:
         return {"name": self.name, "templates": self.templates, "created_at": self.created_at}
 
 
+#: meta keys a store writes for itself, never copied from another gallery (a copy gets its own identity)
+OWN_META = ("schema_version", "index_metric", "gallery_uuid")
+
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000
 #: how many times opening is tried when SQLite answers "locked" without waiting
@@ -445,7 +448,7 @@ class GalleryStore:
                 raise GalleryError(f"the gallery {self.path} is not empty: copy into a new one")
             db.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [(k, v) for k, v in meta.items() if k not in ("schema_version", "index_metric")],
+                [(k, v) for k, v in meta.items() if k not in OWN_META],
             )
             ids = {}
             for name, created in people:

@@ -58,6 +58,7 @@ from facegate.errors import (
 from facegate.gallery.audit import Event, insert_event
 from facegate.gallery.store import (
     BUSY_TIMEOUT_MS,
+    OWN_META,
     SCHEMA_VERSION,
     NewTemplate,
     PersonRecord,
@@ -550,7 +551,7 @@ class PostgresStore:
             if self.counts() != (0, 0):
                 raise GalleryError(f"the gallery {self.path} is not empty: copy into a new one")
             for key, value in meta.items():
-                if key not in ("schema_version", "index_metric"):
+                if key not in OWN_META:
                     db.raw.execute(
                         "INSERT INTO meta (key, value) VALUES (%s, %s) "
                         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
