@@ -87,14 +87,20 @@ class Euclidean(Metric):
 
     name = "euclidean"
 
+    @staticmethod
+    def _vectors(x: np.ndarray) -> np.ndarray:
+        """What is compared: the vectors as given (as floats)."""
+        return _floats(x)
+
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(_floats(a) - _floats(b), axis=-1)
+        return np.linalg.norm(self._vectors(a) - self._vectors(b), axis=-1)
 
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.sqrt(_squared_euclidean_matrix(_rows(a), _rows(b)))
+        return np.sqrt(_squared_euclidean_matrix(self._vectors(_rows(a)), self._vectors(_rows(b))))
 
     def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return _prepared_euclidean(_rows(matrix))
+        inner = _prepared_euclidean(self._vectors(_rows(matrix)))
+        return lambda query: inner(self._vectors(query))
 
 
 def _prepared_euclidean(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -108,20 +114,15 @@ def _prepared_euclidean(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray
 
 
 @METRICS.register("euclidean_l2")
-class EuclideanL2(Metric):
+class EuclideanL2(Euclidean):
     """Euclidean distance after scaling both vectors to unit length (range [0, 2])."""
 
     name = "euclidean_l2"
 
-    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(l2_normalise(a) - l2_normalise(b), axis=-1)
-
-    def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.sqrt(_squared_euclidean_matrix(l2_normalise(_rows(a)), l2_normalise(_rows(b))))
-
-    def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        inner = _prepared_euclidean(l2_normalise(_rows(matrix)))
-        return lambda query: inner(l2_normalise(query))
+    @staticmethod
+    def _vectors(x: np.ndarray) -> np.ndarray:
+        """What is compared: the vectors scaled to unit length."""
+        return l2_normalise(x)
 
 
 @METRICS.register("cosine")

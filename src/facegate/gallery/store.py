@@ -193,11 +193,36 @@ def check_recorded(
         )
 
 
+def checked_vector(embedding: np.ndarray, dim: int, name: str) -> np.ndarray:
+    """A template's embedding as ``dim`` finite float32 numbers, or a GalleryError (nothing is stored)."""
+    vector = np.asarray(embedding, dtype=np.float32)
+    if vector.shape != (dim,):
+        raise GalleryError(f"embedding of shape {vector.shape} does not fit this gallery ({dim},)")
+    if not np.isfinite(vector).all():
+        raise GalleryError(f"an embedding for {name!r} holds NaN or infinite values; nothing was stored")
+    return vector
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class GalleryStore:
+class SharedWrites:
+    """The writes every store makes the same way, on its own ``transaction``, ``person_id``
+    and ``_insert_templates``."""
+
+    def add_templates(
+        self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
+    ) -> tuple[int, list[int]]:
+        """Add templates to the enrolled ``name``, with the change's audit event, in one transaction."""
+        with self.transaction() as db:  # type: ignore[attr-defined]
+            person = self.person_id(name)  # type: ignore[attr-defined]
+            ids = self._insert_templates(db, person, name, templates)  # type: ignore[attr-defined]
+            _log(db, event)
+            return person, ids
+
+
+class GalleryStore(SharedWrites):
     """SQLite persistence of a gallery; knows nothing of images or models."""
 
     def __init__(
@@ -474,25 +499,12 @@ class GalleryStore:
             _log(db, event)
             return person, ids
 
-    def add_templates(
-        self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
-    ) -> tuple[int, list[int]]:
-        with self.transaction() as db:
-            person = self.person_id(name)
-            ids = self._insert_templates(db, person, name, templates)
-            _log(db, event)
-            return person, ids
-
     def _insert_templates(
         self, db: sqlite3.Connection, person: int, name: str, templates: Sequence[NewTemplate]
     ) -> list[int]:
         ids = []
         for t in templates:
-            vector = np.asarray(t.embedding, dtype=np.float32)
-            if vector.shape != (self.dim,):
-                raise GalleryError(f"embedding of shape {vector.shape} does not fit this gallery ({self.dim},)")
-            if not np.isfinite(vector).all():
-                raise GalleryError(f"an embedding for {name!r} holds NaN or infinite values; nothing was stored")
+            vector = checked_vector(t.embedding, self.dim, name)
             try:
                 cursor = db.execute(
                     "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at, engine, tta) "

@@ -62,9 +62,11 @@ from facegate.gallery.store import (
     SCHEMA_VERSION,
     NewTemplate,
     PersonRecord,
+    SharedWrites,
     _log,
     _now,
     check_recorded,
+    checked_vector,
 )
 
 #: URL schemes this store answers to
@@ -308,7 +310,7 @@ def _params(params):
 
 
 # -- the store -----------------------------------------------------------------------------------
-class PostgresStore:
+class PostgresStore(SharedWrites):
     """PostgreSQL persistence of a gallery (same surface as :class:`~facegate.gallery.store.GalleryStore`)."""
 
     def __init__(
@@ -589,26 +591,13 @@ class PostgresStore:
             _log(db, event)
             return person, ids
 
-    def add_templates(
-        self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
-    ) -> tuple[int, list[int]]:
-        with self.transaction() as db:
-            person = self.person_id(name)
-            ids = self._insert_templates(db, person, name, templates)
-            _log(db, event)
-            return person, ids
-
     def _insert_templates(
         self, db: PgConnection, person: int, name: str, templates: Sequence[NewTemplate]
     ) -> list[int]:
         psycopg = _driver()
         ids = []
         for t in templates:
-            vector = np.asarray(t.embedding, dtype=np.float32)
-            if vector.shape != (self.dim,):
-                raise GalleryError(f"embedding of shape {vector.shape} does not fit this gallery ({self.dim},)")
-            if not np.isfinite(vector).all():
-                raise GalleryError(f"an embedding for {name!r} holds NaN or infinite values; nothing was stored")
+            vector = checked_vector(t.embedding, self.dim, name)
             values = (person, Vector(vector), self.model, t.image_sha256, json.dumps(t.box), _now(), t.engine, t.tta)
             try:
                 with db.raw.transaction():
