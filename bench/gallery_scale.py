@@ -124,13 +124,18 @@ def build_gallery(n: int) -> Path:
     return path
 
 
-def probes(n_each: int) -> tuple[np.ndarray, list[str | None]]:
-    """``n_each`` mated probes and ``n_each`` strangers (fixed draw), and who each one is."""
+def probes(n_each: int, tuning: bool = False) -> tuple[np.ndarray, list[str | None]]:
+    """``n_each`` mated probes and ``n_each`` strangers (fixed draw), and who each one is.
+
+    ``tuning``: another ``n_each`` of each, none of them a reported probe: the graph's
+    search list (``EF_SEARCH``) is chosen on their sweep, and reported on the others."""
     real = real_faces()
     split = lfw_split()
     rng = np.random.default_rng(0)
-    mated = rng.choice(split["mated"], min(n_each, len(split["mated"])), replace=False)
-    strangers = rng.choice(split["strangers"], min(n_each, len(split["strangers"])), replace=False)
+    mated, strangers = (rng.permutation(split[kind]) for kind in ("mated", "strangers"))
+    if tuning:
+        mated, strangers = mated[n_each:], strangers[n_each:]
+    mated, strangers = mated[:n_each], strangers[:n_each]
     rows = np.r_[mated, strangers]
     truth = [f"lfw{int(real.labels[i])}" for i in mated] + [None] * len(strangers)
     return real.vectors[rows], truth
@@ -148,7 +153,7 @@ def ms(times: list[float]) -> tuple[float, float]:
     return round(float(np.percentile(t, 50)), 3), round(float(np.percentile(t, 95)), 3)
 
 
-def measure(n: int, search: str, n_probes: int, normalise: bool) -> dict:
+def measure(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = False) -> dict:
     from facegate.gallery import Gallery
     from facegate.gallery.ann import header_path, remove_files
 
@@ -156,7 +161,7 @@ def measure(n: int, search: str, n_probes: int, normalise: bool) -> dict:
     queries, _ = probes(n_probes)
     base = rss_mb()
     out: dict = {"templates": n, "search": search, "normalise": normalise}
-    if search == "ann" and (not normalise or not header_path(path).exists()):
+    if search == "ann" and not reuse and (not normalise or not header_path(path).exists()):
         remove_files(path)  # the first open of each size builds the graph: its build time is measured
     start = time.perf_counter()
     g = Gallery(path, index=search, normalise=None if normalise else False)
@@ -183,7 +188,7 @@ def measure(n: int, search: str, n_probes: int, normalise: bool) -> dict:
             graph_times.append(time.perf_counter() - t)
         out["graph_p50_ms"], out["graph_p95_ms"] = ms(graph_times)
         if not normalise:
-            out["ef_sweep"] = ef_sweep(g, queries)
+            out["ef_sweep"] = ef_sweep(g, probes(n_probes, tuning=True)[0])
     out["rss_mb"] = round(rss_mb() - base)
     rng = np.random.default_rng(1)
     v = rng.standard_normal((2, 128)).astype(np.float32)
@@ -199,14 +204,15 @@ def measure(n: int, search: str, n_probes: int, normalise: bool) -> dict:
 
 
 def ef_sweep(g, queries: np.ndarray) -> list[dict]:
-    """The graph alone: how often its first answer is the exact nearest template, and its
-    time, for search lists of several lengths (64 templates asked for, as the gallery does)."""
+    """The graph alone, on the tuning probes: how often its first answer is the exact nearest
+    template, and its time, for search lists of several lengths (64 templates asked for, as
+    the gallery does; a list shorter than 64 is 64)."""
     ann = g.ann
     matrix = ann.graph.vectors(ann.ids)
     sq = (matrix.astype(np.float32) ** 2).sum(1)
     nearest = np.array([ann.ids[np.argmin(sq - 2 * matrix @ q)] for q in queries])
     rows = []
-    for ef in (64, 128, 256, 512, 1024):
+    for ef in (64, 128, 256, 512):
         times, first = [], []
         for q in queries:
             t = time.perf_counter()
@@ -230,8 +236,9 @@ def prepare(n: int) -> dict:
     return {"stats_s": round(opened, 1), "close_s": round(time.perf_counter() - start - opened, 1)}
 
 
-def child(n: int, search: str, n_probes: int, normalise: bool) -> dict:
+def child(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", f"{n}:{search}:{int(normalise)}", "--probes", str(n_probes)]
+    cmd += ["--reuse-graph"] if reuse else []
     run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     if run.returncode:
         raise RuntimeError(run.stderr[-2000:])
@@ -295,6 +302,11 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
     ap.add_argument("--out", default="gallery_scale.json", help="results file under bench/out (rows merged by size)")
     ap.add_argument("--merge", nargs="*", default=[], help="more results files whose rows to take (later wins)")
+    ap.add_argument(
+        "--reuse-graph",
+        action="store_true",
+        help="measure with the graphs already beside the galleries (build times kept from the run that built them)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -302,31 +314,34 @@ def main() -> None:
         if search == "prepare":
             print(json.dumps(prepare(int(n))))
         else:
-            print(json.dumps(measure(int(n), search, args.probes, normalise == "1")))
+            print(json.dumps(measure(int(n), search, args.probes, normalise == "1", args.reuse_graph)))
         return
     OUT.mkdir(exist_ok=True)
     rows: list[dict] = []
     for name in [args.out, *args.merge]:
         if (OUT / name).exists():
             rows = merged(rows, json.loads((OUT / name).read_text()))
+    earlier = {(r["templates"], r["search"], r["normalise"]): r for r in rows}
     for n in [int(s) for s in args.sizes.split(",") if s]:
         build_gallery(n)
         runs = {}
         prepared = {}
         for search in ("ann", "exact"):  # ann first: its first open builds the graph
-            runs[search, False] = child(n, search, args.probes, False)
+            runs[search, False] = child(n, search, args.probes, False, args.reuse_graph)
             if search == "ann":  # the cohort statistics of every person, computed once and kept with the graph
                 prepared = child(n, "prepare", args.probes, True)
             if n <= NORMALISED_EXACT_UP_TO or search == "ann":
-                runs[search, True] = child(n, search, args.probes, True)
+                runs[search, True] = child(n, search, args.probes, True, args.reuse_graph)
         first_open = runs["ann", False]
         for (search, normalise), r in runs.items():
             row = {k: v for k, v in r.items() if k not in ("top10", "identities")}
             if search == "ann" and ("exact", normalise) in runs:
                 row["recall@1"], row["recall@10"] = recall(runs["exact", normalise], r)
             if search == "ann":
-                row["build_s"] = first_open["open_s"] if first_open["graph"] == "built" else None
-                row["stats_s"] = prepared.get("stats_s")
+                before = earlier.get((n, search, normalise), {})  # --reuse-graph: the build was measured then
+                built = first_open["graph"] == "built"
+                row["build_s"] = first_open["open_s"] if built else before.get("build_s")
+                row["stats_s"] = prepared.get("stats_s") if built else before.get("stats_s")
                 row["load_s"] = runs["ann", True]["open_s"]
             rows = merged(rows, [row])
             print(json.dumps(row), flush=True)

@@ -227,6 +227,7 @@ def _graph_file(path: Path) -> Path:
         ("truncated", "the graph's graph file is damaged (size or checksum differs)"),
         ("ids gone", "the graph's ids file is missing"),
         ("other gallery", "the graph beside the gallery belongs to another gallery"),
+        ("other parameters", "the graph was built with other parameters (links, build list)"),
     ],
 )
 def test_a_missing_or_damaged_graph_is_rebuilt(small, tmp_path, damage, reason):
@@ -245,6 +246,8 @@ def test_a_missing_or_damaged_graph_is_rebuilt(small, tmp_path, damage, reason):
         graph.write_bytes(graph.read_bytes()[:-100])
     elif damage == "ids gone":
         (path.parent / json.loads(head.read_text())["ids"]).unlink()
+    elif damage == "other parameters":  # saved by a facegate whose graphs had 16 links
+        head.write_text(json.dumps({**json.loads(head.read_text()), "params": {"links": 16, "ef_construction": 100}}))
     else:
         other = tmp_path / "other" / "g.sqlite"
         other.parent.mkdir()

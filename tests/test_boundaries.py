@@ -7,6 +7,7 @@ lazy import is still a dependency), so the rule holds whichever code path runs.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,20 @@ def test_the_readmes_module_map_names_every_module_and_folder():
     entries = {p.stem if p.suffix == ".py" else p.name for p in PACKAGE.iterdir()}
     entries -= {"__init__", "__pycache__", "py.typed", "data"}
     assert sorted(entries - named) == []
+
+
+def test_the_readme_module_map_names_every_module_and_package_and_no_other():
+    """The README's module map matches the folders: each module or package of ``facegate``
+    is named in its first column, and each name there exists."""
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    named: set[str] = set()
+    for row in (line for line in readme.splitlines() if line.startswith("| `facegate/")):
+        first = row.split("|")[1]
+        for token in re.findall(r"`([^`]+)`", first):
+            named.add(token.removeprefix("facegate/").rstrip("/"))
+    present = {
+        p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and (p / "__init__.py").is_file())
+    }
+    assert named == present

@@ -43,6 +43,32 @@ def test_settings_travel_to_worker_processes_as_json():
     assert ServeSettings.from_json(settings.to_json()) == settings
 
 
+def test_serve_options_hand_one_settings_object_with_the_lockout_in_seconds():
+    import click
+    from click.testing import CliRunner
+
+    from facegate.cli.serve import serve_options
+    from facegate.gallery.lockout import LockoutPolicy
+
+    seen = []
+
+    @click.command()
+    @serve_options
+    def probe(settings):
+        seen.append(settings)
+
+    args = ["--port", "9001", "--workers", "3", "--keep-photos", "2", "--fpir", "0.05", "--lockout-attempts", "5"]
+    done = CliRunner().invoke(probe, [*args, "--lockout-window", "2", "--lockout-minutes", "1.5"])
+    assert done.exit_code == 0, done.output
+    assert seen == [
+        ServeSettings(
+            gallery="", port=9001, workers=3, keep_photos_days=2.0, fpir=0.05, lockout=LockoutPolicy(5, 120.0, 90.0)
+        )
+    ]
+    CliRunner().invoke(probe, [])
+    assert seen[1] == ServeSettings(gallery="")  # every default is ServeSettings' and LockoutPolicy's own
+
+
 def test_serve_refuses_another_address_without_a_key(tmp_path):
     gallery = tmp_path / "office.sqlite"
     done = _run("serve", "--gallery", str(gallery), "--host", "0.0.0.0", "--port", str(_free_port()))

@@ -6,10 +6,12 @@ unlocking work on the gallery's file with the core install, without loading a mo
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
 import tempfile
+from dataclasses import fields, replace
 from pathlib import Path
 
 import click
@@ -32,83 +34,108 @@ def _store(gallery_path: Path | str | None):
     return open_existing(gallery_path or default_gallery())
 
 
+#: the lockout's options: (flag, LockoutPolicy field, click type, seconds per unit, metavar, help)
+_LOCKOUT_OPTIONS = (
+    (
+        "--lockout-attempts",
+        "attempts",
+        click.IntRange(1),
+        1,
+        None,
+        "Refused door checks in a row for one name that lock it.",
+    ),
+    (
+        "--lockout-window",
+        "window",
+        click.FloatRange(min=0, min_open=True),
+        60,
+        "MINUTES",
+        "The refusals must all fall within this many minutes.",
+    ),
+    (
+        "--lockout-minutes",
+        "duration",
+        click.FloatRange(min=0, min_open=True),
+        60,
+        None,
+        "How long a lock lasts (an admin can unlock sooner).",
+    ),
+)
+
+
+def serve_options(f):
+    """The service's options, handed over as one :class:`ServeSettings` (parameter ``settings``;
+    its gallery is filled in by the command), each default taken from ServeSettings and LockoutPolicy."""
+
+    @functools.wraps(f)
+    def command(*args, **kwargs):
+        lockout = LockoutPolicy(
+            **{name: kwargs.pop(f"lockout_{name}") * unit for _, name, _, unit, _, _ in _LOCKOUT_OPTIONS}
+        )
+        given = {field.name: kwargs.pop(field.name) for field in fields(ServeSettings) if field.name in kwargs}
+        return f(*args, settings=ServeSettings(gallery="", lockout=lockout, **given), **kwargs)
+
+    options = [
+        click.option(
+            "--host",
+            default=DEFAULTS.host,
+            show_default=True,
+            help="Address to listen on (one reachable from other machines needs at least one API key).",
+        ),
+        click.option("--port", type=click.IntRange(0, 65535), default=DEFAULTS.port, show_default=True),
+        click.option(
+            "--workers",
+            type=click.IntRange(1),
+            default=DEFAULTS.workers,
+            show_default=True,
+            help="Worker processes (each loads the model once; one per CPU core uses them all).",
+        ),
+        click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULTS.detector, show_default=True),
+        fmr_option,
+        fpir_option,
+        click.option(
+            "--max-upload-mb",
+            type=click.FloatRange(min=0.001),
+            default=DEFAULTS.max_upload_mb,
+            show_default=True,
+            help="Largest request body accepted (413 above it).",
+        ),
+        click.option(
+            "--keep-photos",
+            "keep_photos_days",
+            type=click.FloatRange(min=0),
+            default=DEFAULTS.keep_photos_days,
+            metavar="DAYS",
+            help="Keep each decision's photos this many days in the gallery (default 0: only their SHA-256).",
+        ),
+    ]
+    options += [
+        click.option(
+            flag,
+            f"lockout_{name}",
+            type=kind,
+            default=getattr(LOCKOUT, name) if unit == 1 else getattr(LOCKOUT, name) / unit,
+            show_default=True,
+            metavar=metavar,
+            help=text,
+        )
+        for flag, name, kind, unit, metavar, text in _LOCKOUT_OPTIONS
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command()
 @gallery_option
-@click.option(
-    "--host",
-    default=DEFAULTS.host,
-    show_default=True,
-    help="Address to listen on (one reachable from other machines needs at least one API key).",
-)
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULTS.port, show_default=True)
-@click.option(
-    "--workers",
-    type=click.IntRange(1),
-    default=DEFAULTS.workers,
-    show_default=True,
-    help="Worker processes (each loads the model once; one per CPU core uses them all).",
-)
-@click.option("--detector", type=click.Choice(DETECTORS.names()), default=DEFAULTS.detector, show_default=True)
-@fmr_option
-@fpir_option
-@click.option(
-    "--max-upload-mb",
-    type=click.FloatRange(min=0.001),
-    default=DEFAULTS.max_upload_mb,
-    show_default=True,
-    help="Largest request body accepted (413 above it).",
-)
-@click.option(
-    "--keep-photos",
-    "keep_photos",
-    type=click.FloatRange(min=0),
-    default=DEFAULTS.keep_photos_days,
-    metavar="DAYS",
-    help="Keep each decision's photos this many days in the gallery (default 0: only their SHA-256).",
-)
-@click.option(
-    "--lockout-attempts",
-    type=click.IntRange(1),
-    default=LOCKOUT.attempts,
-    show_default=True,
-    help="Refused door checks in a row for one name that lock it.",
-)
-@click.option(
-    "--lockout-window",
-    type=click.FloatRange(min=0, min_open=True),
-    default=LOCKOUT.window / 60,
-    show_default=True,
-    metavar="MINUTES",
-    help="The refusals must all fall within this many minutes.",
-)
-@click.option(
-    "--lockout-minutes",
-    type=click.FloatRange(min=0, min_open=True),
-    default=LOCKOUT.duration / 60,
-    show_default=True,
-    help="How long a lock lasts (an admin can unlock sooner).",
-)
+@serve_options
 @click.option(
     "--log-level",
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     default="info",
     show_default=True,
 )
-def serve(
-    gallery_path,
-    host,
-    port,
-    workers,
-    detector,
-    fmr,
-    fpir,
-    max_upload_mb,
-    keep_photos,
-    lockout_attempts,
-    lockout_window,
-    lockout_minutes,
-    log_level,
-):
+def serve(gallery_path, settings: ServeSettings, log_level):
     """Serve the gallery over HTTP: the door API, the web console at / and the API's documentation at /docs."""
     with errors_to_exit(False):  # the serve extra missing: 6
         import uvicorn
@@ -119,10 +146,11 @@ def serve(
         path = path.expanduser().resolve()
     with (
         errors_to_exit(False),
-        open_gallery(path, detector=detector, fmr=fmr, fpir=fpir, create=True) as gallery,
+        open_gallery(path, detector=settings.detector, fmr=settings.fmr, fpir=settings.fpir, create=True) as gallery,
         gallery.store.reading() as db,
     ):
         people, keys, shown_path = len(gallery), active_keys(db), gallery.path  # a URL without its password
+    host, port, workers = settings.host, settings.port, settings.workers
     if keys == 0 and not is_loopback(host):
         click.echo(
             f"error: refusing to serve on {host} without an API key: anyone who can reach it could use it. "
@@ -131,19 +159,7 @@ def serve(
         )
         sys.exit(2)
     metrics_dir = tempfile.mkdtemp(prefix="facegate-metrics-") if workers > 1 else None
-    settings = ServeSettings(
-        gallery=str(path),
-        host=host,
-        port=port,
-        workers=workers,
-        detector=detector,
-        fmr=fmr,
-        fpir=fpir,
-        max_upload_mb=max_upload_mb,
-        keep_photos_days=keep_photos,
-        lockout=LockoutPolicy(lockout_attempts, lockout_window * 60, lockout_minutes * 60),
-        metrics_dir=metrics_dir,
-    )
+    settings = replace(settings, gallery=str(path), metrics_dir=metrics_dir)
     os.environ[SETTINGS_ENV] = settings.to_json()
     shown = f"[{host}]" if ":" in host else host
     click.echo(

@@ -48,13 +48,16 @@ ANN_MIN_TEMPLATES = 20_000
 #: metrics the graph serves, and whether it indexes unit-length rows for them (the
 #: graph's space is always squared euclidean: on unit rows its order is cosine's too)
 ANN_METRICS: dict[str, bool] = {"euclidean": False, "euclidean_l2": True, "cosine": True}
-#: graph parameters: links per node, and the candidate list while building
-LINKS, EF_CONSTRUCTION = 16, 100
+#: graph parameters: links per node, and the candidate list while building. A denser graph
+#: than hnswlib's usual 16 / 200: at 100k templates of the default model, 32 links find the
+#: nearest template 98 times in 100 with a search list of 64, where 16 links find it 90
+#: times (bench/gallery_scale.py's sweep); building takes about twice as long
+LINKS, EF_CONSTRUCTION = 32, 200
 #: the candidate list while searching, by graph size (from that many templates on): the
-#: default model's embeddings are hard for a graph (their neighbours are nearly equidistant),
-#: so a long list is needed for the nearest template to be found 99 times in 100
-#: (bench/gallery_scale.py's sweep: at 100k, 64 finds it 90 times in 100, 256 finds it 99)
-EF_SEARCH: dict[int, int] = {0: 128, 50_000: 256, 300_000: 512}
+#: shortest list that finds the nearest template 99 times in 100 on bench/gallery_scale.py's
+#: tuning probes (10k: 64 finds it every time; 100k: 128, 99.8 in 100; 1M: 256, 99.0 in 100;
+#: the default model's embeddings are hard for a graph: many neighbours are nearly equidistant)
+EF_SEARCH: dict[int, int] = {0: 64, 50_000: 128, 300_000: 256}
 
 
 def ef_search(templates: int) -> int:
@@ -321,6 +324,8 @@ class AnnSearch:
             raise AnnIndexError("the graph beside the gallery belongs to another gallery")
         if header["dim"] != self.dim or header["normalise"] != self.normalise:
             raise AnnIndexError("the graph was built for another metric or size of embedding")
+        if header.get("params") != _params():
+            raise AnnIndexError("the graph was built with other parameters (links, build list)")
         folder = head.parent
         files = {}
         for part in ("graph", "ids"):
@@ -401,6 +406,17 @@ class AnnSearch:
         if self.path is not None and self.unsaved >= SAVE_EVERY:
             self.save()
 
+    def keep_with_graph(self, arrays: Callable[[], dict[str, np.ndarray]], changed: bool) -> None:
+        """Save ``arrays()`` (the user's, e.g. cohort statistics) with the graph from now on;
+        ``changed``: they differ from what the files hold, so save them (now, unless the graph
+        was loaded as saved: then on close)."""
+        self.keep = arrays
+        if changed:
+            self.unsaved += 1
+            self._dirty = True
+        if self.unsaved and self.origin != "loaded":
+            self.save()
+
     # -- search ------------------------------------------------------------------------
     def candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         """Owners of the :func:`candidate_count` nearest templates, nearest first, each once."""
@@ -458,7 +474,7 @@ class AnnSearch:
             "ids": ids_file.name,
             "ids_size": ids_file.stat().st_size,
             "ids_crc": _crc(ids_file),
-            "params": {"links": LINKS, "ef_construction": EF_CONSTRUCTION},
+            "params": _params(),
         }
         self._write_header(header)
         self._dirty = False
@@ -476,6 +492,11 @@ class AnnSearch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def _params() -> dict[str, int]:
+    """The graph parameters a saved graph must have been built with to be loaded."""
+    return {"links": LINKS, "ef_construction": EF_CONSTRUCTION}
 
 
 def _aligned(sorted_ids: np.ndarray, ids: np.ndarray, owners: np.ndarray) -> np.ndarray:

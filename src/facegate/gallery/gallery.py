@@ -259,14 +259,13 @@ class Gallery:
             stats = previous_stats.moved(previous.people, self._index.people, self._index.means, ann.touched)
         elif np.array_equal(ann.kept.get("key", np.zeros(0)), key):  # kept with the graph
             stats.restore(ann.kept, self._index.people, ann.touched)
-        if np.isnan(stats.mean).any() and len(stats.mean):
+        computed = bool(len(stats.mean)) and bool(np.isnan(stats.mean).any())
+        if computed:
             stats.rows(np.flatnonzero(np.isnan(stats.mean)))
-            ann.unsaved += 1
-            ann._dirty = True
         self._person_stats = stats
-        ann.keep = lambda: {"key": key, "people": self._index.people, **self._person_stats.arrays()}
-        if ann.unsaved and ann.origin != "loaded":
-            ann.save()
+        ann.keep_with_graph(
+            lambda: {"key": key, "people": self._index.people, **self._person_stats.arrays()}, changed=computed
+        )
         return stats
 
     def _changed(

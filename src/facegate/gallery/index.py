@@ -77,10 +77,6 @@ class TemplateIndex:
         i = int(np.searchsorted(self._people, person))
         return i if i < len(self._people) and self._people[i] == person else None
 
-    def templates_of(self, person: int) -> np.ndarray:
-        i = self._row(person)
-        return self.matrix[:0] if i is None else self.matrix[self._starts[i] : self._ends[i]]
-
     def person_distances(self, query: np.ndarray) -> np.ndarray:
         """Every person's fused distance to ``query`` (float32 arithmetic), in :attr:`people` order."""
         if self._distances is None:
@@ -103,10 +99,7 @@ class TemplateIndex:
         k = min(k, len(ranking))
         top = np.argpartition(ranking, k - 1)[:k]
         top = top[np.argsort(ranking[top], kind="stable")]
-        return [
-            (self.names[int(self._people[i])], self.exact_distance(query, int(self._people[i])), float(ranking[i]))
-            for i in top
-        ]
+        return self._named(query, top, ranking[top])
 
     def rows_of(self, people: np.ndarray) -> np.ndarray:
         """The rows (in :attr:`people` order) of the given person ids that are enrolled, in the given order."""
@@ -121,16 +114,24 @@ class TemplateIndex:
         rows = np.asarray(rows, int)
         if self._distances is None or not len(rows):
             return np.zeros(0)
-        query = np.asarray(query, np.float32)
+        return self._fused_of(np.asarray(query, np.float32), rows, exact=False)
+
+    def _fused_of(self, query: np.ndarray, rows: np.ndarray, exact: bool) -> np.ndarray:
+        """The fused distances of the people at ``rows``: as :meth:`person_distances` computes them
+        (float32), or ``exact`` (float64, each difference taken)."""
+
+        def measure(vectors: np.ndarray) -> np.ndarray:
+            return self.metric(query, vectors.astype(np.float64)) if exact else self.metric.prepare(vectors)(query)
+
         closest = to_mean = None
         if self.fusion != "mean":
             starts, ends = self._starts[rows], self._ends[rows]
             sizes = ends - starts
             offsets = np.r_[0, np.cumsum(sizes)[:-1]]
             take = np.repeat(starts - offsets, sizes) + np.arange(sizes.sum())
-            closest = np.minimum.reduceat(self.metric.prepare(self.matrix[take])(query), offsets)
-        if self._mean_distances is not None:
-            to_mean = self.metric.prepare(self.means[rows])(query)
+            closest = np.minimum.reduceat(measure(self.matrix[take]), offsets)
+        if self.fusion != "min":
+            to_mean = measure(self.means[rows])
         return fuse(self.fusion, closest, to_mean)
 
     def nearest_of(
@@ -141,19 +142,21 @@ class TemplateIndex:
             return []
         scores = np.asarray(scores)
         top = np.argsort(scores, kind="stable")[:k]
-        people = [int(self._people[rows[i]]) for i in top]
+        return self._named(query, np.asarray(rows, int)[top], scores[top])
+
+    def _named(self, query: np.ndarray, rows: np.ndarray, ranking: np.ndarray) -> list[tuple[str, float, float]]:
+        """(name, exact fused distance in float64, ranking value) of the people at ``rows``."""
+        exact = self._fused_of(np.asarray(query, np.float64), rows, exact=True)
+        people = self._people[rows].tolist()
         return [
-            (self.names[p], self.exact_distance(query, p), float(scores[i])) for p, i in zip(people, top, strict=True)
+            (self.names[p], float(d), float(r))
+            for p, d, r in zip(people, exact.tolist(), ranking.tolist(), strict=True)
         ]
 
     def exact_distance(self, query: np.ndarray, person: int) -> float:
         """Fused distance (float64) from ``query`` to the templates of ``person``."""
-        i = self._row(person)
-        templates = self.templates_of(person).astype(np.float64)
-        q = np.asarray(query, np.float64)
-        closest = self.metric(q, templates).min() if self.fusion != "mean" else None
-        to_mean = self.metric(q, self.means[i].astype(np.float64)) if self.fusion != "min" and i is not None else None
-        return float(fuse(self.fusion, closest, to_mean))
+        rows = np.array([self.row_of(person)])
+        return float(self._fused_of(np.asarray(query, np.float64), rows, exact=True)[0])
 
     def row_of(self, person: int) -> int:
         """The position of ``person`` in :attr:`people` order."""
