@@ -11,8 +11,11 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,8 +33,14 @@ DEFAULTS = ServeSettings(gallery="")
 LOCKOUT = LockoutPolicy()
 
 
-def _store(gallery_path: Path | str | None):
-    return open_existing(gallery_path or default_gallery())
+@contextmanager
+def _store(gallery_path: Path | str | None) -> Iterator[Any]:
+    """The existing gallery's store, closed when done."""
+    store = open_existing(gallery_path or default_gallery())
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 #: the lockout's options: (flag, LockoutPolicy field, click type, seconds per unit, metavar, help)
@@ -228,12 +237,8 @@ def keys_create(role, label, gallery_path, as_json):
 def keys_list(gallery_path, as_json):
     """Every key: id, role, label, when it was created and revoked (never the key)."""
     with errors_to_exit(as_json):
-        store = _store(gallery_path)
-        try:
-            with store.reading() as db:
-                records = list_keys(db)
-        finally:
-            store.close()
+        with _store(gallery_path) as store, store.reading() as db:
+            records = list_keys(db)
         lines = [f"{'id':<8}  {'role':<5}  {'status':<7}  {'created (UTC)':<19}  label"]
         lines += [
             f"{k.id:<8}  {k.role:<5}  {'active' if k.active else 'revoked':<7}  {k.created_at[:19]:<19}  {k.label}"
@@ -249,12 +254,8 @@ def keys_list(gallery_path, as_json):
 def keys_revoke(key_id, gallery_path, as_json):
     """Revoke the key KEY_ID (its id from `facegate keys list`): refused at once by a running service."""
     with errors_to_exit(as_json):
-        store = _store(gallery_path)
-        try:
-            with store.transaction() as db:
-                record = revoke_key(db, key_id)
-        finally:
-            store.close()
+        with _store(gallery_path) as store, store.transaction() as db:
+            record = revoke_key(db, key_id)
         emit(as_json, record.to_dict(), f"Revoked {record.role} key {record.id} ({record.label}).")
 
 
@@ -280,12 +281,8 @@ def keys_revoke(key_id, gallery_path, as_json):
 def events(gallery_path, since, until, person, outcome, kind, limit, as_json):
     """The audit log: every decision of `facegate serve` and every change to people and keys, oldest first."""
     with errors_to_exit(as_json):
-        store = _store(gallery_path)
-        try:
-            with store.reading() as db:
-                found, more = query_events(db, EventQuery(since, until, person, outcome, kind, limit))
-        finally:
-            store.close()
+        with _store(gallery_path) as store, store.reading() as db:
+            found, more = query_events(db, EventQuery(since, until, person, outcome, kind, limit))
         found.reverse()
         text = "\n".join(describe_event(e) for e in found) if found else "No events."
         if more is not None:
@@ -323,13 +320,10 @@ def unlock_cmd(name, gallery_path, as_json):
 
     with errors_to_exit(as_json):
         name = check_name(name)
-        store = _store(gallery_path)
-        try:
+        with _store(gallery_path) as store:
             store.person_id(name)
             with store.transaction() as db:
                 was_locked = unlock(db, name)
-        finally:
-            store.close()
         text = f"Unlocked door checks for {name}." if was_locked else f"Door checks for {name} were not locked."
         emit(as_json, {"name": name, "unlocked": was_locked}, text)
 
