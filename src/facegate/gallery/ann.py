@@ -48,10 +48,10 @@ ANN_MIN_TEMPLATES = 20_000
 #: metrics the graph serves, and whether it indexes unit-length rows for them (the
 #: graph's space is always squared euclidean: on unit rows its order is cosine's too)
 ANN_METRICS: dict[str, bool] = {"euclidean": False, "euclidean_l2": True, "cosine": True}
-#: graph parameters: links per node, and the candidate list while building. A denser graph
-#: than hnswlib's usual 16 / 200: at 100k templates of the default model, 32 links find the
-#: nearest template 98 times in 100 with a search list of 64, where 16 links find it 90
-#: times (bench/gallery_scale.py's sweep); building takes about twice as long
+#: graph parameters: links per node, and the candidate list while building. A dense graph:
+#: at 100k templates of the default model, 32 links and a build list of 200 find the nearest
+#: template 98 times in 100 with a search list of 64, where 16 and 100 found it 91 times
+#: (bench/gallery_scale.py's sweep); building takes about twice as long
 LINKS, EF_CONSTRUCTION = 32, 200
 #: the candidate list while searching, by graph size (from that many templates on): the
 #: shortest list that finds the nearest template 99 times in 100 on bench/gallery_scale.py's
