@@ -55,6 +55,25 @@ def people_of(gallery: Gallery) -> list[tuple[str, int]]:
 
 
 # -- the same semantics on both ----------------------------------------------------------------
+def test_a_bulk_enrolment_says_what_it_wrote_and_is_searched_at_once(gallery_location):
+    """Both stores report (person id, template ids, new?) per name; a gallery searched through
+    candidates (the graph, or pgvector) takes them in without reading everything again."""
+    rng = np.random.default_rng(11)
+    with stand_in(gallery_location, index="ann") as g:
+        g.add_embeddings("ana", vectors(rng, 1), sources=["a1"])
+        ana = g.store.person_id("ana")
+        written = g.store.add_many(
+            {"ana": [NewTemplate(vectors(rng, 1)[0], "a2", {})], "bo": [NewTemplate(vectors(rng, 1)[0], "b1", {})]}
+        )
+        assert written["ana"][0] == ana and written["ana"][2] is False and len(written["ana"][1]) == 1
+        assert written["bo"] == (g.store.person_id("bo"), written["bo"][1], True) and len(written["bo"][1]) == 1
+        cy = vectors(rng, 2)
+        g.add_embeddings_bulk({"cy": cy, "ana": vectors(rng, 1)})
+        assert g.search_kind == "ann"
+        assert people_of(g) == [("ana", 3), ("bo", 1), ("cy", 2)]
+        assert g.identify_embedding(cy[1]).identity == "cy"
+
+
 def test_people_templates_and_typed_errors(gallery_location):
     rng = np.random.default_rng(0)
     with stand_in(gallery_location) as g:

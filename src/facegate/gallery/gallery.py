@@ -226,7 +226,7 @@ class Gallery:
         if self._search == "ann" and not store_searches:
             if self._ann is None:
                 self._ann = AnnSearch.open(
-                    self._store.path if _is_file(self._store.path) else None,
+                    self._store.path,  # a file, or :memory: (no files beside it); a server searches itself
                     self._store.identity(),
                     self._people_version,
                     ids,
@@ -473,9 +473,6 @@ class Gallery:
             for name, templates in batch.items()
         }
         written = self._store.add_many(batch, events)
-        if not isinstance(written, dict):  # a store that does not say what it wrote
-            self._reload()
-            return
         added = [
             (person, name, ids, np.stack([t.embedding for t in batch[name]]))
             for name, (person, ids, _) in written.items()
@@ -505,13 +502,13 @@ class Gallery:
         """The gallery's scoring, or plain distances for a call's raw ``threshold``."""
         return self.scoring if threshold is None else scoring_for(self.model_name, self.metric_name, False, threshold)
 
-    def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int, claimed: str | None = None):
+    def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int, claimed: int | None = None):
         """The ``top_k`` best-scoring people, a person's score (a function of a person id) and
         the probe's cohort statistics.
 
         Exact search scores every person. With a graph (or a store that searches
         itself) only the candidates it returns are scored, each exactly over all their
-        templates, and the ``claimed`` person (a name) always."""
+        templates, and the ``claimed`` person (a person id) always."""
         self._sync()
         if not len(self._index):
             return [], None, None
@@ -525,7 +522,7 @@ class Gallery:
             found = np.asarray(self._searcher().candidates(embedding, top_k), np.int64)
             rows = self._index.rows_of(found)
             if claimed is not None:
-                mine = self._index.row_of(self._store.person_id(claimed))
+                mine = self._index.row_of(claimed)
                 rows = rows if mine in rows else np.r_[rows, mine]
             stats = self._stats_of(rows) if scoring is self.scoring else None
             scores = scoring.score(self._index.person_distances_of(embedding, rows), probe, stats)
@@ -667,8 +664,8 @@ class Gallery:
         start = time.perf_counter() if start is None else start
         name = check_name(name)
         scoring = self._call_scoring(threshold)
-        candidates, score_of, probe = self._rank(embedding, scoring, 1, claimed=name)  # brings the index up to date
         person = self._store.person_id(name)
+        candidates, score_of, probe = self._rank(embedding, scoring, 1, claimed=person)  # brings the index up to date
         point = self._door_point(person) if threshold is None else verification_point(scoring, threshold)
         score = score_of(person)
         verified = score <= point.threshold
@@ -743,11 +740,6 @@ def _stats_key(scoring: Scoring) -> np.ndarray:
     norm = scoring.norm
     assert norm is not None
     return np.array([zlib.crc32(norm.cohort.tobytes()), norm.top_k, len(norm.cohort)], np.int64)
-
-
-def _is_file(path: str) -> bool:
-    """Whether a store location is a file (files beside it can be kept), not memory or a URL."""
-    return path != ":memory:" and "://" not in str(path)
 
 
 def _change(

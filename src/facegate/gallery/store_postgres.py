@@ -613,13 +613,18 @@ class PostgresStore(SharedWrites):
             ids.append(int(row[0]))
         return ids
 
-    def add_many(self, people: dict[str, Sequence[NewTemplate]], events: Mapping[str, Event] | None = None) -> None:
-        """Add templates to many people (enrolling the new ones) in one transaction (with each person's event)."""
+    def add_many(
+        self, people: dict[str, Sequence[NewTemplate]], events: Mapping[str, Event] | None = None
+    ) -> dict[str, tuple[int, list[int], bool]]:
+        """Add templates to many people (enrolling the new ones) in one transaction (with each person's event).
+
+        Returns, per name, (person id, the new template ids, whether the person is new), as SQLite's store."""
         empty = [name for name, templates in people.items() if not templates]
         if empty:
             raise GalleryError(f"no templates for {empty[0]!r}: a person needs at least one; nothing was stored")
         with self.transaction() as db:
             known = dict(db.raw.execute("SELECT name, id FROM people").fetchall())
+            added = {}
             for name, templates in people.items():
                 person = known.get(name)
                 if person is None:
@@ -628,8 +633,10 @@ class PostgresStore(SharedWrites):
                             "INSERT INTO people (name, created_at) VALUES (%s, %s) RETURNING id", (name, _now())
                         ).fetchone()[0]
                     )
-                self._insert_templates(db, person, name, templates)
+                ids = self._insert_templates(db, person, name, templates)
+                added[name] = (int(person), ids, name not in known)
                 _log(db, (events or {}).get(name))
+            return added
 
     def remove_person(self, name: str, event: Event | None = None) -> int:
         with self.transaction() as db:
