@@ -288,7 +288,7 @@ class AnnSearch:
             else:
                 if search.people_version == people_version and np.array_equal(search.ids, np.sort(ids)):
                     search.origin = "loaded"
-                    search.owners = _aligned(search.ids, ids, owners)
+                    search.owners = owners[np.argsort(ids, kind="stable")].astype(np.int64)  # as search.ids
                     return search
                 search.sync(ids, owners, matrix, people_version)
                 search.origin = "updated"
@@ -497,12 +497,6 @@ class AnnSearch:
 def _params() -> dict[str, int]:
     """The graph parameters a saved graph must have been built with to be loaded."""
     return {"links": LINKS, "ef_construction": EF_CONSTRUCTION}
-
-
-def _aligned(sorted_ids: np.ndarray, ids: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """``owners`` (given in ``ids`` order) in the order of ``sorted_ids`` (the same set)."""
-    order = np.argsort(ids, kind="stable")
-    return owners[order].astype(np.int64)
 
 
 def remove_files(gallery_path: str | Path) -> None:

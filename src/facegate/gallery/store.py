@@ -207,9 +207,27 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class SharedWrites:
-    """The writes every store makes the same way, on its own ``transaction``, ``person_id``
-    and ``_insert_templates``."""
+class SharedStoreCode:
+    """What every store does the same way, on its own ``reading``, ``transaction`` (each
+    yielding a connection that runs SQLite's SQL) and ``_insert_templates``."""
+
+    def person_id(self, name: str) -> int:
+        with self.reading() as db:  # type: ignore[attr-defined]
+            row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise PersonNotFoundError(f"{name!r} is not enrolled")
+        return int(row[0])
+
+    def counts(self) -> tuple[int, int]:
+        """(people, templates)."""
+        with self.reading() as db:  # type: ignore[attr-defined]
+            row = db.execute("SELECT (SELECT COUNT(*) FROM people), (SELECT COUNT(*) FROM templates)").fetchone()
+        return int(row[0]), int(row[1])
+
+    def record(self, event: Event, photos: Sequence[bytes] = (), keep_days: float = 0) -> int:
+        """Append one event to the audit log, in its own transaction; returns its id."""
+        with self.transaction() as db:  # type: ignore[attr-defined]
+            return insert_event(db, event, photos, keep_days)
 
     def add_templates(
         self, name: str, templates: Sequence[NewTemplate], event: Event | None = None
@@ -222,7 +240,7 @@ class SharedWrites:
             return person, ids
 
 
-class GalleryStore(SharedWrites):
+class GalleryStore(SharedStoreCode):
     """SQLite persistence of a gallery; knows nothing of images or models."""
 
     def __init__(
@@ -377,22 +395,10 @@ class GalleryStore(SharedWrites):
         with damage_as_gallery_error(self.path):
             yield self._db
 
-    def record(self, event: Event, photos: Sequence[bytes] = (), keep_days: float = 0) -> int:
-        """Append one event to the audit log, in its own transaction; returns its id."""
-        with self.transaction() as db:
-            return insert_event(db, event, photos, keep_days)
-
     def close(self) -> None:
         self._db.close()
 
     # -- reads ------------------------------------------------------------
-    def person_id(self, name: str) -> int:
-        with damage_as_gallery_error(self.path):
-            row = self._db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            raise PersonNotFoundError(f"{name!r} is not enrolled")
-        return int(row[0])
-
     def people(self) -> list[PersonRecord]:
         with damage_as_gallery_error(self.path):
             rows = self._db.execute(
@@ -446,12 +452,6 @@ class GalleryStore(SharedWrites):
             with damage_as_gallery_error(self.path):
                 row = self._db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
             return f"created {row[0] if row else 'unknown'}"
-
-    def counts(self) -> tuple[int, int]:
-        """(people, templates)."""
-        with damage_as_gallery_error(self.path):
-            row = self._db.execute("SELECT (SELECT COUNT(*) FROM people), (SELECT COUNT(*) FROM templates)").fetchone()
-        return int(row[0]), int(row[1])
 
     def export(self) -> tuple[dict[str, str], list[tuple], list[tuple]]:
         """Everything ``facegate gallery copy`` moves: meta, people (name, created_at) and templates

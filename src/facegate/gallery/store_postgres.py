@@ -53,16 +53,15 @@ from facegate.errors import (
     DuplicateTemplateError,
     GalleryError,
     GalleryUnavailableError,
-    PersonNotFoundError,
 )
-from facegate.gallery.audit import Event, insert_event
+from facegate.gallery.audit import Event
 from facegate.gallery.store import (
     BUSY_TIMEOUT_MS,
     OWN_META,
     SCHEMA_VERSION,
     NewTemplate,
     PersonRecord,
-    SharedWrites,
+    SharedStoreCode,
     _log,
     _now,
     check_recorded,
@@ -310,7 +309,7 @@ def _params(params):
 
 
 # -- the store -----------------------------------------------------------------------------------
-class PostgresStore(SharedWrites):
+class PostgresStore(SharedStoreCode):
     """PostgreSQL persistence of a gallery (same surface as :class:`~facegate.gallery.store.GalleryStore`)."""
 
     def __init__(
@@ -495,18 +494,7 @@ class PostgresStore(SharedWrites):
         """Changes when people or templates change (PostgreSQL has no data_version: the same counter)."""
         return self.people_version()
 
-    def record(self, event: Event, photos: Sequence[bytes] = (), keep_days: float = 0) -> int:
-        with self.transaction() as db:
-            return insert_event(db, event, photos, keep_days)
-
     # -- reads ----------------------------------------------------------------------------------
-    def person_id(self, name: str) -> int:
-        with self.reading() as db:
-            row = db.raw.execute("SELECT id FROM people WHERE name = %s", (name,)).fetchone()
-        if row is None:
-            raise PersonNotFoundError(f"{name!r} is not enrolled")
-        return int(row[0])
-
     def people(self) -> list[PersonRecord]:
         with self.reading() as db:
             rows = db.raw.execute(
@@ -514,12 +502,6 @@ class PostgresStore(SharedWrites):
                 'LEFT JOIN templates t ON t.person_id = p.id GROUP BY p.id ORDER BY p.name COLLATE "C"'
             ).fetchall()
         return [PersonRecord(name, int(count), created) for name, count, created in rows]
-
-    def counts(self) -> tuple[int, int]:
-        """(people, templates)."""
-        with self.reading() as db:
-            row = db.raw.execute("SELECT (SELECT COUNT(*) FROM people), (SELECT COUNT(*) FROM templates)").fetchone()
-        return int(row[0]), int(row[1])
 
     def load_matrix(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """All templates: (owner person ids, embeddings (n, dim) float32, person names by id)."""
