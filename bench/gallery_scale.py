@@ -27,6 +27,7 @@ and memory against size; pgvector's points too when ``bench/out/pgvector_scale.j
 exists).
 
     .venv/bin/python bench/gallery_scale.py [--sizes 10000,100000,1000000] [--probes 200]
+    .venv/bin/python bench/gallery_scale.py --sizes 100000,1000000 --compare-pages   # 4 KiB against huge pages
 
 The machine this ran on has 2 cores shared with other work: latencies are the median
 and 95th percentile of a few hundred probes and move by 20-50% between runs.
@@ -168,6 +169,7 @@ def measure(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = F
     out["open_s"] = round(time.perf_counter() - start, 2)
     if search == "ann":
         out["graph"] = g.ann.origin
+        out["graph_huge_pages_mb"] = round(max(g.ann.graph.memory.advised, g.ann.graph.memory.collapsed) / 2**20)
         out["graph_mb"] = round(sum(p.stat().st_size for p in path.parent.glob(path.name + ".ann.*")) / 2**20)
     out["people"] = len(g)
     g.identify_embedding(queries[0])
@@ -222,6 +224,46 @@ def ef_sweep(g, queries: np.ndarray) -> list[dict]:
         p50, p95 = ms(times)
         rows.append({"ef": ef, "p50_ms": p50, "p95_ms": p95, "recall@1": float(np.mean(np.array(first) == nearest))})
     return rows
+
+
+def compare_pages(n: int, n_probes: int) -> dict:
+    """The saved graph of size ``n`` loaded twice in one process, once on 4 KiB pages and once
+    on huge pages (as the gallery loads it), and searched alternately with the tuning probes
+    at the gallery's list and half of it: p50 of each and the median of the per-probe ratios
+    (paired, so the machine's noise mostly cancels)."""
+    import hnswlib
+
+    from facegate.gallery.ann import ef_search, header_path
+    from facegate.gallery.hugepages import huge_pages
+
+    path = gallery_path(n)
+    header = json.loads(header_path(path).read_text())
+    graph_file = str(path.parent / header["graph"])
+    huge = hnswlib.Index(space="l2", dim=header["dim"])
+    with huge_pages(collapse=True) as advice:  # first: a later plain block cannot merge into its mapping
+        huge.load_index(graph_file)
+    plain = hnswlib.Index(space="l2", dim=header["dim"])
+    plain.load_index(graph_file)
+    queries = probes(n_probes, tuning=True)[0].astype(np.float32)
+    out: dict = {"templates": n, "huge_pages_mb": round(advice.collapsed / 2**20), "lists": []}
+    for ef in (ef_search(header["templates"]) // 2, ef_search(header["templates"])):
+        times: dict[str, list[float]] = {"plain": [], "huge": []}
+        for i, q in enumerate(queries):
+            for name, graph in sorted({"plain": plain, "huge": huge}.items(), reverse=bool(i % 2)):
+                graph.set_ef(ef)
+                t = time.perf_counter()
+                graph.knn_query(q[None], k=64, num_threads=1)
+                times[name].append(time.perf_counter() - t)
+        ratio = np.array(times["plain"]) / np.array(times["huge"])
+        out["lists"].append(
+            {
+                "ef": ef,
+                "plain_p50_ms": ms(times["plain"])[0],
+                "huge_p50_ms": ms(times["huge"])[0],
+                "speedup": round(float(np.median(ratio)), 2),
+            }
+        )
+    return out
 
 
 def prepare(n: int) -> dict:
@@ -307,12 +349,28 @@ def main() -> None:
         action="store_true",
         help="measure with the graphs already beside the galleries (build times kept from the run that built them)",
     )
+    ap.add_argument(
+        "--compare-pages",
+        action="store_true",
+        help="only compare the saved graphs' search on 4 KiB pages and on huge pages (paired, one process per size)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.compare_pages:
+        print("| templates | list | 4 KiB pages p50 ms | huge pages p50 ms | speed-up (median of paired ratios) |")
+        print("|---:|---:|---:|---:|---:|")
+        for n in [int(s) for s in args.sizes.split(",") if s]:
+            cmd = [sys.executable, __file__, "--child", f"{n}:pages:0", "--probes", str(args.probes)]
+            r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+            for e in r["lists"]:
+                print(f"| {n:,} | {e['ef']} | {e['plain_p50_ms']} | {e['huge_p50_ms']} | {e['speedup']}x |")
+        return
     if args.child:
         n, search, normalise = args.child.split(":")
         if search == "prepare":
             print(json.dumps(prepare(int(n))))
+        elif search == "pages":
+            print(json.dumps(compare_pages(int(n), args.probes)))
         else:
             print(json.dumps(measure(int(n), search, args.probes, normalise == "1", args.reuse_graph)))
         return

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from facegate.decisions import scoring_for
-from facegate.gallery import Gallery
+from facegate.gallery import Gallery, hugepages
 from facegate.gallery import ann as ann_module
-from facegate.gallery.ann import ANN_MIN_TEMPLATES, AnnSearch, header_path, resolve_search
+from facegate.gallery.ann import ANN_MIN_TEMPLATES, LINKS, AnnSearch, header_path, resolve_search
 
 pytest.importorskip("hnswlib", reason="the ann extra is not installed (make install installs it)")
 
@@ -264,6 +264,38 @@ def test_a_missing_or_damaged_graph_is_rebuilt(small, tmp_path, damage, reason):
     assert AnnSearch.builds == builds + 1
     with Gallery(path, index="ann") as g:
         assert g.ann.origin == "loaded"
+
+
+@pytest.mark.skipif(not hugepages.offered(), reason="this kernel gives no transparent huge pages")
+def test_the_graphs_memory_asks_for_huge_pages_when_made_and_when_loaded(tmp_path):
+    # in a fresh process, as a gallery opened at startup: in this one, glibc may serve the block
+    # from heap space that earlier tests freed, which no new mapping shows
+    script = textwrap.dedent(
+        f"""
+        import json
+        import numpy as np
+        from facegate.gallery.ann import HnswGraph
+        dim, capacity = 4096, 2200
+        graph = HnswGraph(dim, capacity=capacity)
+        made = vars(graph.memory).copy()
+        vectors = np.random.default_rng(0).standard_normal((capacity, dim)).astype(np.float32)
+        graph.add(np.arange(capacity), vectors, threads=2)
+        graph.save({str(tmp_path / "graph.hnsw")!r})
+        loaded = HnswGraph.load({str(tmp_path / "graph.hnsw")!r}, dim, capacity, np.zeros(0, np.int64))
+        found = int(loaded.search(vectors[7], 1)[0])
+        print(json.dumps({{"made": made, "loaded": vars(loaded.memory), "found": found}}))
+        """
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    dim, capacity = 4096, 2200  # a block of 37 MB, quick to fill
+    block = capacity * (4 + 2 * LINKS * 4 + dim * 4 + 8)  # hnswlib's level 0: per template its links, vector, label
+    # the block and what hnswlib maps beside it (its lock tables: 40-byte mutexes, one per template and 65,536 more)
+    beside = (capacity + 65_536) * 40
+    assert block - 2 * hugepages.HUGE_PAGE <= out["made"]["advised"] <= block + beside
+    assert out["made"]["collapsed"] == 0  # nothing written yet: pages come huge as templates are added
+    assert block - 2 * hugepages.HUGE_PAGE <= out["loaded"]["advised"] <= block + beside
+    assert out["loaded"]["collapsed"] == out["loaded"]["advised"]  # all of it written when read from the file
+    assert out["found"] == 7
 
 
 def test_a_store_that_searches_itself_provides_the_candidates(small):

@@ -328,6 +328,10 @@ class Gallery:
     def identification_point(self) -> OperatingPoint:
         """The open-set operating point at the gallery's current size."""
         self._sync()
+        return self._identification_point()
+
+    def _identification_point(self) -> OperatingPoint:
+        """:attr:`identification_point` of the index as it is (computed once per change)."""
         if self._identification is None:
             self._identification = identification_point(self.scoring, self._index.counts, self.raw_threshold, self.fpir)
         return self._identification
@@ -503,15 +507,15 @@ class Gallery:
         return self.scoring if threshold is None else scoring_for(self.model_name, self.metric_name, False, threshold)
 
     def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int, claimed: int | None = None):
-        """The ``top_k`` best-scoring people, a person's score (a function of a person id) and
-        the probe's cohort statistics.
+        """The ``top_k`` best-scoring people, their person ids, a person's score (a function of
+        a person id) and the probe's cohort statistics.
 
         Exact search scores every person. With a graph (or a store that searches
         itself) only the candidates it returns are scored, each exactly over all their
         templates, and the ``claimed`` person (a person id) always."""
         self._sync()
         if not len(self._index):
-            return [], None, None
+            return [], [], None, None
         probe = scoring.stats(embedding)
         if self._search == "exact":
             people = self._person_stats if scoring is self.scoring else None
@@ -529,7 +533,8 @@ class Gallery:
             top = self._index.nearest_of(embedding, top_k, rows, scores)
             by_row = dict(zip(rows.tolist(), scores.tolist(), strict=True))
             score_of = lambda person: float(by_row[self._index.row_of(person)])  # noqa: E731
-        return [Candidate(n, round(d, 6), round(score, 6)) for n, d, score in top], score_of, probe
+        candidates = [Candidate(n, round(d, 6), round(score, 6)) for _, n, d, score in top]
+        return candidates, [person for person, _, _, _ in top], score_of, probe
 
     def _stats_of(self, rows: np.ndarray) -> CohortStats | None:
         """The cohort statistics of the people at ``rows`` (None without normalisation)."""
@@ -595,17 +600,14 @@ class Gallery:
         """Identify a precomputed embedding of this gallery's model (see :meth:`identify`)."""
         start = time.perf_counter() if start is None else start
         scoring = self._call_scoring(threshold)
-        candidates, _, probe = self._rank(embedding, scoring, top_k)
-        point = self.identification_point
+        candidates, people, _, probe = self._rank(embedding, scoring, top_k)  # brings the index up to date
         if threshold is not None:
             point = identification_point(scoring, self._index.counts, threshold)
+        else:
+            point = self._identification_point()
         best = candidates[0] if candidates else None
         known = best is not None and best.score <= point.threshold
-        limit = (
-            self._distance_limit(point, scoring, probe, self._store.person_id(best.name))
-            if best is not None
-            else point.threshold
-        )
+        limit = self._distance_limit(point, scoring, probe, people[0]) if best is not None else point.threshold
         estimated = point.rate_at(best.score) if best is not None else None
         return IdentifyResult(
             identity=best.name if known else None,
@@ -665,7 +667,8 @@ class Gallery:
         name = check_name(name)
         scoring = self._call_scoring(threshold)
         person = self._store.person_id(name)
-        candidates, score_of, probe = self._rank(embedding, scoring, 1, claimed=person)  # brings the index up to date
+        # _rank brings the index up to date
+        candidates, _, score_of, probe = self._rank(embedding, scoring, 1, claimed=person)
         point = self._door_point(person) if threshold is None else verification_point(scoring, threshold)
         score = score_of(person)
         verified = score <= point.threshold

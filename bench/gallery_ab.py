@@ -1,0 +1,99 @@
+"""Two checkouts of facegate side by side: the same gallery searched by each, in alternating processes.
+
+The machine is shared and its speed drifts between runs (the same exact search took 0.45 ms
+one day and 0.72 ms the next), so a change to the search is judged against the code before
+it in one run: each round starts one process per checkout (``PYTHONPATH`` points at its
+``src``), which opens ``bench/gallery_scale.py``'s gallery of ``--size`` templates with the
+graph, and times ``identify_embedding`` on the reported probes (top 10, plain distances):
+
+- ``whole``: the whole identification, the graph's search included;
+- ``outside``: the same with the graph's answers replayed from memory (each probe's
+  answer recorded first), so only the work around the graph is timed.
+
+Each process reports the median of 3 passes over the probes; the table gives every
+round and the median of the per-round ratios.
+
+    git worktree add /tmp/facegate-before <commit>
+    .venv/bin/python bench/gallery_ab.py --before /tmp/facegate-before/src --size 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+AFTER = HERE.parent / "src"
+
+
+def child(size: int, probes_each: int, replay: bool) -> dict:
+    sys.path.insert(0, str(HERE))
+    from gallery_scale import gallery_path, probes
+
+    import facegate
+    from facegate.gallery import Gallery
+
+    g = Gallery(gallery_path(size), index="ann", normalise=False)
+    queries, _ = probes(probes_each)
+    if replay:
+        graph = g.ann.graph
+        answers = {q.tobytes(): graph.search(g.ann._prepare(q)[0], 100) for q in queries}
+        graph.search = lambda v, k, ef=None: answers[np.asarray(v, np.float32).tobytes()]
+    g.identify_embedding(queries[0], top_k=10)
+    passes = []
+    for _ in range(3):
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            g.identify_embedding(q, top_k=10)
+            times.append(time.perf_counter() - t)
+        passes.append(float(np.median(times)) * 1000)
+    return {"src": str(Path(facegate.__file__).parents[1]), "p50_ms": round(float(np.median(passes)), 3)}
+
+
+def run(src: str, size: int, probes_each: int, replay: bool) -> float:
+    cmd = [sys.executable, __file__, "--child", "--size", str(size), "--probes", str(probes_each)]
+    cmd += ["--replay"] if replay else []
+    env = {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.splitlines()[-1]
+    result = json.loads(out)
+    if Path(result["src"]).resolve() != Path(src).resolve():
+        raise RuntimeError(f"{src} was not the code imported ({result['src']})")
+    return result["p50_ms"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--before", required=True, help="the src folder of the checkout to compare with")
+    ap.add_argument("--after", default=str(AFTER), help="the src folder of the changed checkout (this one)")
+    ap.add_argument("--size", type=int, default=1_000_000)
+    ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.size, args.probes, args.replay)))
+        return
+    print(f"{args.size:,} templates; p50 ms of identify_embedding (before / after)\n")
+    print("| part | round | before | after | before / after |")
+    print("|---|---:|---:|---:|---:|")
+    for replay, part in ((False, "whole"), (True, "outside the graph")):
+        ratios = []
+        for i in range(args.rounds):
+            before = run(args.before, args.size, args.probes, replay)
+            after = run(args.after, args.size, args.probes, replay)
+            ratios.append(before / after)
+            print(f"| {part} | {i + 1} | {before:.3f} | {after:.3f} | {before / after:.2f} |", flush=True)
+        print(f"| {part} | median | | | {float(np.median(ratios)):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
