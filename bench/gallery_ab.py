@@ -62,8 +62,10 @@ def run(src: str, size: int, probes_each: int, replay: bool) -> float:
     cmd = [sys.executable, __file__, "--child", "--size", str(size), "--probes", str(probes_each)]
     cmd += ["--replay"] if replay else []
     env = {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.splitlines()[-1]
-    result = json.loads(out)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"the run with {src} failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.splitlines()[-1])
     if Path(result["src"]).resolve() != Path(src).resolve():
         raise RuntimeError(f"{src} was not the code imported ({result['src']})")
     return result["p50_ms"]
@@ -71,7 +73,7 @@ def run(src: str, size: int, probes_each: int, replay: bool) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--before", required=True, help="the src folder of the checkout to compare with")
+    ap.add_argument("--before", help="the src folder of the checkout to compare with (required)")
     ap.add_argument("--after", default=str(AFTER), help="the src folder of the changed checkout (this one)")
     ap.add_argument("--size", type=int, default=1_000_000)
     ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
@@ -82,6 +84,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.size, args.probes, args.replay)))
         return
+    if not args.before:
+        ap.error("--before is required: the src folder of the checkout to compare with")
     print(f"{args.size:,} templates; p50 ms of identify_embedding (before / after)\n")
     print("| part | round | before | after | before / after |")
     print("|---|---:|---:|---:|---:|")

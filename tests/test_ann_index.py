@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from facegate.decisions import scoring_for
 from facegate.gallery import Gallery, hugepages
 from facegate.gallery import ann as ann_module
-from facegate.gallery.ann import ANN_MIN_TEMPLATES, LINKS, AnnSearch, header_path, resolve_search
+from facegate.gallery.ann import ANN_MIN_TEMPLATES, LINKS, AnnSearch, HnswGraph, header_path, resolve_search
 
 pytest.importorskip("hnswlib", reason="the ann extra is not installed (make install installs it)")
 
@@ -296,6 +296,25 @@ def test_the_graphs_memory_asks_for_huge_pages_when_made_and_when_loaded(tmp_pat
     assert block - 2 * hugepages.HUGE_PAGE <= out["loaded"]["advised"] <= block + beside
     assert out["loaded"]["collapsed"] == out["loaded"]["advised"]  # all of it written when read from the file
     assert out["found"] == 7
+
+
+def test_a_graph_is_built_in_a_shuffled_order_not_in_enrolment_order(monkeypatch):
+    added = []
+    real_add = HnswGraph.add
+
+    def spy(self, ids, vectors, threads=1):
+        added.append(np.asarray(ids).copy())
+        return real_add(self, ids, vectors, threads)
+
+    monkeypatch.setattr(HnswGraph, "add", spy)
+    ids = np.arange(1, 301)
+    owners = (ids + 1) // 2  # two templates a person
+    matrix = _unit(np.random.default_rng(3).standard_normal((300, DIM)))
+    search = AnnSearch.open(None, "a gallery", 1, ids, owners, matrix, normalise=True)
+    shuffled = np.random.default_rng(ann_module.BUILD_ORDER_SEED).permutation(300)
+    assert [a.tolist() for a in added] == [ids[shuffled].tolist()]
+    assert search.ids.tolist() == ids.tolist()  # kept by id, whatever the graph's order
+    assert search.candidates(matrix[41], 1)[0] == owners[41]
 
 
 def test_a_store_that_searches_itself_provides_the_candidates(small):

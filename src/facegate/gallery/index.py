@@ -35,7 +35,7 @@ class TemplateIndex:
         self._people = self.owners[starts]
         self._ends = np.r_[starts[1:], len(self.owners)].astype(int)
         self.counts = (self._ends - self._starts).astype(int)
-        self._row_by_person = _positions(self._people)
+        self._row_by_person = id_table(self._people, np.arange(len(self._people)))
         self.means = person_means(self.matrix, self._starts) if len(owners) else self.matrix[:0]
         self._distances = metric.prepare(self.matrix) if len(owners) else None
         self._mean_distances = metric.prepare(self.means) if len(owners) and fusion != "min" else None
@@ -60,7 +60,7 @@ class TemplateIndex:
         out._people = out.owners[out._starts]
         out._ends = np.r_[out._starts[1:], len(out.owners)].astype(int)
         out.counts = (out._ends - out._starts).astype(int)
-        out._row_by_person = _positions(out._people)
+        out._row_by_person = id_table(out._people, np.arange(len(out._people)))
         out.means = (
             np.concatenate([self.means, person_means(matrix, local)])
             if len(self.means)
@@ -170,10 +170,9 @@ class TemplateIndex:
         return i
 
 
-def _positions(people: np.ndarray) -> np.ndarray:
-    """Each person id's position in ``people`` (-1: not there), addressed by the id itself:
-    one read per lookup, where a binary search over a million people missed the cache at
-    every step (person ids are the store's, dense from 1)."""
-    table = np.full(int(people.max()) + 1 if len(people) else 0, -1, np.int64)
-    table[people] = np.arange(len(people))
+def id_table(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` addressed by ``ids`` (the store's ids: dense, from 1), -1 for an id not given:
+    one read per lookup, where a binary search over a million ids missed the cache at every step."""
+    table = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, np.int64)
+    table[ids] = values
     return table
