@@ -261,9 +261,7 @@ class AnnSearch:
         self.path = None if path in (None, ":memory:") else str(path)
         self.identity = identity
         self.graph = HnswGraph(dim)
-        self.ids = np.zeros(0, np.int64)  # sorted
-        self.owners = np.zeros(0, np.int64)  # aligned with ids
-        self._owner_of = np.zeros(0, np.int64)  # the owner of each template id (-1: none), by the id itself
+        self._hold(np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.people_version: int | None = None
         #: the header of the files as last loaded or saved; whether the graph changed since
         self._header: dict | None = None
@@ -308,8 +306,7 @@ class AnnSearch:
             else:
                 if search.people_version == people_version and np.array_equal(search.ids, np.sort(ids)):
                     search.origin = "loaded"
-                    search.owners = owners[np.argsort(ids, kind="stable")].astype(np.int64)  # as search.ids
-                    search._owner_of = id_table(search.ids, search.owners)
+                    search._hold(search.ids, owners[np.argsort(ids, kind="stable")].astype(np.int64))
                     return search
                 search.sync(ids, owners, matrix, people_version)
                 search.origin = "updated"
@@ -324,8 +321,7 @@ class AnnSearch:
         self.graph = HnswGraph(self.dim, capacity=len(ids) + 1024)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
         self.graph.add(ids[shuffled], self._prepare(matrix[shuffled]), threads=os.cpu_count() or 1)
-        self.ids, self.owners = ids[order].astype(np.int64), owners[order].astype(np.int64)
-        self._owner_of = id_table(self.ids, self.owners)
+        self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
         self.people_version = people_version
         self.origin = "built"
         self.reason = self.reason or "no graph beside the gallery"
@@ -360,15 +356,21 @@ class AnnSearch:
                 raise AnnIndexError(f"the graph's {part} file is damaged (size or checksum differs)")
             files[part] = file
         with np.load(files["ids"], allow_pickle=False) as saved:
-            self.ids, deleted = saved["ids"].astype(np.int64), saved["deleted"].astype(np.int64)
+            ids, deleted = saved["ids"].astype(np.int64), saved["deleted"].astype(np.int64)
             # owners (-1: unknown, in files of the first version) say whose statistics a change touches
-            known = "owners" in saved.files and len(saved["owners"]) == len(self.ids)
-            self.owners = saved["owners"].astype(np.int64) if known else np.full(len(self.ids), -1, np.int64)
+            known = "owners" in saved.files and len(saved["owners"]) == len(ids)
+            self._hold(ids, saved["owners"].astype(np.int64) if known else np.full(len(ids), -1, np.int64))
             self.kept = {k[5:]: saved[k] for k in saved.files if k.startswith("kept_")}
         self.graph = HnswGraph.load(files["graph"], self.dim, len(self.ids), deleted)
         self.people_version = int(header["people_version"])
         self._header = header
         self._dirty = False
+
+    def _hold(self, ids: np.ndarray, owners: np.ndarray) -> None:
+        """Hold ``ids`` (sorted) and their ``owners``, and the owner of each id addressed by the id
+        itself (-1: none), which :meth:`candidates` reads."""
+        self.ids, self.owners = ids, owners
+        self._owner_of = id_table(ids, owners)
 
     # -- changes -----------------------------------------------------------------------
     def sync(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> int:
@@ -394,8 +396,7 @@ class AnnSearch:
             self.graph.add(ids[added], self._prepare(matrix[added]), threads=os.cpu_count() or 1)
         old_owners = self.owners[np.isin(self.ids, gone, assume_unique=True)] if len(gone) else self.owners[:0]
         self.touched = np.unique(np.r_[old_owners, owners[differ], owners[added]]).astype(np.int64)
-        self.ids, self.owners = ids.astype(np.int64), owners.astype(np.int64)
-        self._owner_of = id_table(self.ids, self.owners)
+        self._hold(ids.astype(np.int64), owners.astype(np.int64))
         self.people_version = people_version
         changed = len(gone) + len(differ) + len(added)
         self.unsaved += changed
@@ -407,21 +408,14 @@ class AnnSearch:
         ids = np.asarray(ids, np.int64)
         self.graph.add(ids, self._prepare(vectors))
         where = np.searchsorted(self.ids, ids)
-        self.ids = np.insert(self.ids, where, ids)
-        self.owners = np.insert(self.owners, where, np.full(len(ids), owner, np.int64))
-        if len(ids) and ids.max() >= len(self._owner_of):
-            grown = np.full(max(int(ids.max()) + 1, 2 * len(self._owner_of)), -1, np.int64)
-            grown[: len(self._owner_of)] = self._owner_of
-            self._owner_of = grown
-        self._owner_of[ids] = owner
+        self._hold(np.insert(self.ids, where, ids), np.insert(self.owners, where, np.full(len(ids), owner, np.int64)))
         self._changed(len(ids), people_version)
 
     def remove_person(self, owner: int, people_version: int) -> int:
         """Every template of ``owner`` was removed from the store."""
         mine = self.owners == owner
         self.graph.remove(self.ids[mine])
-        self._owner_of[self.ids[mine]] = -1
-        self.ids, self.owners = self.ids[~mine], self.owners[~mine]
+        self._hold(self.ids[~mine], self.owners[~mine])
         self._changed(int(mine.sum()), people_version)
         return int(mine.sum())
 
