@@ -7,6 +7,9 @@ asks an HNSW graph (hnswlib; why hnswlib: ``bench/ann_choice.py`` and the README
 to people, and scores only those people, exactly: each candidate's fused distance
 is recomputed over all their templates, so distances, scores, thresholds and the
 open-set decision keep their meaning; only a person the graph missed can be missed.
+The graph indexes a template's coordinates on the gallery's principal axes
+(:mod:`~facegate.gallery.projection`: 80 numbers instead of 128 for the default model),
+estimated when the graph is built from the store and kept with it.
 
 Search strategies (:data:`SEARCHES`): ``exact`` (always every template),
 ``ann`` (always the graph), ``auto`` (the graph from :data:`ANN_MIN_TEMPLATES`
@@ -42,6 +45,7 @@ import numpy as np
 
 from facegate.gallery.hugepages import huge_pages
 from facegate.gallery.index import id_table
+from facegate.gallery.projection import Projection
 
 #: search strategies a gallery accepts
 SEARCHES: tuple[str, ...] = ("exact", "ann", "auto")
@@ -260,6 +264,8 @@ class AnnSearch:
         self.normalise = normalise
         self.path = None if path in (None, ":memory:") else str(path)
         self.identity = identity
+        #: the graph indexes templates on these axes (None: the full templates); see :mod:`.projection`
+        self.projection: Projection | None = None
         self.graph = HnswGraph(dim)
         self._hold(np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.people_version: int | None = None
@@ -277,11 +283,16 @@ class AnnSearch:
         self.unsaved = 0
 
     # -- vectors -------------------------------------------------------------------
-    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
+    def _normalised(self, vectors: np.ndarray) -> np.ndarray:
         v = np.ascontiguousarray(vectors, np.float32).reshape(-1, self.dim)
         if self.normalise:
             v = (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
         return v
+
+    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
+        """Templates as the graph holds them: unit length where the metric wants it, projected."""
+        v = self._normalised(vectors)
+        return v if self.projection is None else self.projection(v)
 
     # -- opening ---------------------------------------------------------------------
     @classmethod
@@ -318,7 +329,8 @@ class AnnSearch:
     def build(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> None:
         AnnSearch.builds += 1
         order = np.argsort(ids, kind="stable")
-        self.graph = HnswGraph(self.dim, capacity=len(ids) + 1024)
+        self.projection = Projection.fit(self._normalised(matrix))
+        self.graph = HnswGraph(self.graph_dim, capacity=len(ids) + 1024)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
         self.graph.add(ids[shuffled], self._prepare(matrix[shuffled]), threads=os.cpu_count() or 1)
         self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
@@ -361,10 +373,21 @@ class AnnSearch:
             known = "owners" in saved.files and len(saved["owners"]) == len(ids)
             self._hold(ids, saved["owners"].astype(np.int64) if known else np.full(len(ids), -1, np.int64))
             self.kept = {k[5:]: saved[k] for k in saved.files if k.startswith("kept_")}
-        self.graph = HnswGraph.load(files["graph"], self.dim, len(self.ids), deleted)
+            try:
+                self.projection = Projection.from_arrays(saved)
+            except ValueError as exc:
+                raise AnnIndexError(f"the graph's {exc}") from exc
+        if self.projection is not None and self.projection.axes.shape[0] != self.dim:
+            raise AnnIndexError("the graph's projection is for another size of embedding")
+        self.graph = HnswGraph.load(files["graph"], self.graph_dim, len(self.ids), deleted)
         self.people_version = int(header["people_version"])
         self._header = header
         self._dirty = False
+
+    @property
+    def graph_dim(self) -> int:
+        """How many numbers the graph holds per template."""
+        return self.dim if self.projection is None else self.projection.dim
 
     def _hold(self, ids: np.ndarray, owners: np.ndarray) -> None:
         """Hold ``ids`` (sorted) and their ``owners``, and the owner of each id addressed by the id
@@ -382,7 +405,7 @@ class AnnSearch:
         gone = np.setdiff1d(self.ids, ids, assume_unique=True)
         new = ~np.isin(ids, self.ids, assume_unique=True)
         both = np.flatnonzero(~new)
-        prepared = self._prepare(matrix[both]) if len(both) else np.zeros((0, self.dim), np.float32)
+        prepared = self._prepare(matrix[both]) if len(both) else np.zeros((0, self.graph_dim), np.float32)
         differ = []
         for start in range(0, len(both), 65_536):  # compare in chunks: bounded memory
             sl = slice(start, start + 65_536)
@@ -442,9 +465,14 @@ class AnnSearch:
             self.save()
 
     # -- search ------------------------------------------------------------------------
+    def nearest(self, query: np.ndarray, k: int, ef: int | None = None) -> np.ndarray:
+        """The template ids of (about) the ``k`` nearest templates by the graph, nearest first
+        (``ef``: the search list, else the gallery's for its size)."""
+        return self.graph.search(self._prepare(query)[0], k, ef)
+
     def candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         """Owners of the :func:`candidate_count` nearest templates, nearest first, each once."""
-        found = self.graph.search(self._prepare(query)[0], candidate_count(k))
+        found = self.nearest(query, candidate_count(k))
         table = self._owner_of
         owners = table[found[(found >= 0) & (found < len(table))]]
         return np.fromiter(dict.fromkeys(owners[owners >= 0].tolist()), np.int64)
@@ -479,7 +507,8 @@ class AnnSearch:
         with open(ids_file, "wb") as f:
             kept = {f"kept_{k}": v for k, v in (self.keep() if self.keep is not None else {}).items()}
             deleted = np.array(sorted(self.graph._deleted), np.int64)
-            np.savez(f, ids=self.ids, owners=self.owners, deleted=deleted, **kept)
+            projection = self.projection.arrays() if self.projection is not None else {}
+            np.savez(f, ids=self.ids, owners=self.owners, deleted=deleted, **kept, **projection)
             f.flush()
             os.fsync(f.fileno())
         header = {
@@ -489,6 +518,7 @@ class AnnSearch:
             "people_version": self.people_version,
             "templates": len(self.ids),
             "dim": self.dim,
+            "graph_dim": self.graph_dim,
             "normalise": self.normalise,
             "graph": graph_file.name,
             "graph_size": graph_file.stat().st_size,
