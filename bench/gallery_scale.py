@@ -420,6 +420,16 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _paired_runs(kind: str, sizes: str, n_probes: int) -> list[tuple[int, dict]]:
+    """A paired comparison (``pages``, ``projection``) of each size, each in a fresh process."""
+    out = []
+    for n in [int(x) for x in sizes.split(",") if x]:
+        cmd = [sys.executable, __file__, "--child", f"{n}:{kind}:0", "--probes", str(n_probes)]
+        run = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out.append((n, json.loads(run.stdout.splitlines()[-1])))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000")
@@ -446,9 +456,7 @@ def main() -> None:
     if args.compare_projection:
         print("| templates | list | full: p50 ms / nearest found | projected: p50 ms / nearest found | speed-up |")
         print("|---:|---:|---:|---:|---:|")
-        for n in [int(s) for s in args.sizes.split(",") if s]:
-            cmd = [sys.executable, __file__, "--child", f"{n}:projection:0", "--probes", str(args.probes)]
-            r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        for n, r in _paired_runs("projection", args.sizes, args.probes):
             print(f"<!-- {n:,}: {r['graph_dim']} coordinates; full graph built in {r['full_build_s']} s -->")
             for e in r["lists"]:
                 print(
@@ -459,9 +467,7 @@ def main() -> None:
     if args.compare_pages:
         print("| templates | list | 4 KiB pages p50 ms | huge pages p50 ms | speed-up (median of paired ratios) |")
         print("|---:|---:|---:|---:|---:|")
-        for n in [int(s) for s in args.sizes.split(",") if s]:
-            cmd = [sys.executable, __file__, "--child", f"{n}:pages:0", "--probes", str(args.probes)]
-            r = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+        for n, r in _paired_runs("pages", args.sizes, args.probes):
             for e in r["lists"]:
                 print(f"| {n:,} | {e['ef']} | {e['plain_p50_ms']} | {e['huge_p50_ms']} | {e['speedup']}x |")
         return
