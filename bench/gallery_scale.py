@@ -206,6 +206,14 @@ def measure(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = F
     return out
 
 
+def nearest_templates(ann, ids: np.ndarray, matrix: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The id of each query's exact nearest template among the full templates (``ids``, ``matrix``),
+    compared as the graph's metric compares them (unit length where it normalises)."""
+    unit = ann._normalised(matrix)
+    sq = (unit**2).sum(1)
+    return np.array([ids[np.argmin(sq - 2 * unit @ q)] for q in ann._normalised(queries)])
+
+
 def ef_sweep(g, queries: np.ndarray) -> list[dict]:
     """The graph alone, on the tuning probes, for search lists of several lengths (64 templates
     asked for, as the gallery does; a list shorter than 64 is 64): how often the exact nearest
@@ -218,9 +226,7 @@ def ef_sweep(g, queries: np.ndarray) -> list[dict]:
 
     ann = g.ann
     ids, _, matrix, _ = g.store.load_templates()  # the full templates (the graph may hold projected ones)
-    matrix = ann._normalised(matrix)
-    sq = (matrix**2).sum(1)
-    nearest = np.array([ids[np.argmin(sq - 2 * matrix @ q)] for q in ann._normalised(queries)])
+    nearest = nearest_templates(ann, ids, matrix, queries)
     index = g._index
     person = np.array([index.people[np.argmin(index.person_distances(q))] for q in queries])
     rows = []
@@ -322,9 +328,7 @@ def compare_projection(n: int, n_probes: int) -> dict:
     built_s = time.perf_counter() - start if full.origin == "built" else None
     graphs = {"full": full, "projected": g.ann}
     queries = probes(n_probes, tuning=True)[0].astype(np.float32)
-    unit = g.ann._normalised(matrix)  # as the graph's metric compares them
-    sq = (unit**2).sum(1)
-    nearest = np.array([ids[np.argmin(sq - 2 * unit @ q)] for q in g.ann._normalised(queries)])
+    nearest = nearest_templates(g.ann, ids, matrix, queries)
     out: dict = {"templates": n, "graph_dim": g.ann.graph_dim, "full_build_s": built_s, "lists": []}
     for ef in (ef_search(len(ids)) // 2, ef_search(len(ids))):
         times: dict[str, list[float]] = {name: [] for name in graphs}

@@ -44,7 +44,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from facegate.gallery.hugepages import huge_pages
-from facegate.gallery.index import id_table
+from facegate.gallery.index import id_table, known
 from facegate.gallery.projection import Projection
 
 #: search strategies a gallery accepts
@@ -291,8 +291,10 @@ class AnnSearch:
 
     def _prepare(self, vectors: np.ndarray) -> np.ndarray:
         """Templates as the graph holds them: unit length where the metric wants it, projected."""
-        v = self._normalised(vectors)
-        return v if self.projection is None else self.projection(v)
+        return self._projected(self._normalised(vectors))
+
+    def _projected(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors if self.projection is None else self.projection(vectors)
 
     # -- opening ---------------------------------------------------------------------
     @classmethod
@@ -329,10 +331,11 @@ class AnnSearch:
     def build(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> None:
         AnnSearch.builds += 1
         order = np.argsort(ids, kind="stable")
-        self.projection = Projection.fit(self._normalised(matrix))
+        unit = self._normalised(matrix)
+        self.projection = Projection.fit(unit)
         self.graph = HnswGraph(self.graph_dim, capacity=len(ids) + 1024)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
-        self.graph.add(ids[shuffled], self._prepare(matrix[shuffled]), threads=os.cpu_count() or 1)
+        self.graph.add(ids[shuffled], self._projected(unit[shuffled]), threads=os.cpu_count() or 1)
         self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
         self.people_version = people_version
         self.origin = "built"
@@ -472,10 +475,8 @@ class AnnSearch:
 
     def candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         """Owners of the :func:`candidate_count` nearest templates, nearest first, each once."""
-        found = self.nearest(query, candidate_count(k))
-        table = self._owner_of
-        owners = table[found[(found >= 0) & (found < len(table))]]
-        return np.fromiter(dict.fromkeys(owners[owners >= 0].tolist()), np.int64)
+        owners = known(self._owner_of, self.nearest(query, candidate_count(k)))
+        return np.fromiter(dict.fromkeys(owners.tolist()), np.int64)
 
     # -- files -------------------------------------------------------------------------
     def save(self) -> bool:

@@ -31,14 +31,19 @@ class TemplateIndex:
         self.names = names
         self.metric = metric
         starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]]) if len(owners) else np.array([], int)
+        self._group(starts)
+        self.means = person_means(self.matrix, self._starts) if len(owners) else self.matrix[:0]
+        self._distances = metric.prepare(self.matrix) if len(owners) else None
+        self._mean_distances = metric.prepare(self.means) if len(owners) and fusion != "min" else None
+
+    def _group(self, starts: np.ndarray) -> None:
+        """The people of :attr:`owners` (sorted), whose templates start at rows ``starts``: their ids,
+        where each one's templates end, how many they have, and each one's row by person id."""
         self._starts = starts
         self._people = self.owners[starts]
         self._ends = np.r_[starts[1:], len(self.owners)].astype(int)
         self.counts = (self._ends - self._starts).astype(int)
         self._row_by_person = id_table(self._people, np.arange(len(self._people)))
-        self.means = person_means(self.matrix, self._starts) if len(owners) else self.matrix[:0]
-        self._distances = metric.prepare(self.matrix) if len(owners) else None
-        self._mean_distances = metric.prepare(self.means) if len(owners) and fusion != "min" else None
 
     def __len__(self) -> int:
         return len(self.owners)
@@ -56,11 +61,7 @@ class TemplateIndex:
         out.fusion, out.names, out.metric = self.fusion, self.names, self.metric
         out.owners = np.concatenate([self.owners, owners])
         out.matrix = np.ascontiguousarray(np.concatenate([self.matrix, matrix]), dtype=np.float32)
-        out._starts = np.r_[self._starts, len(self.owners) + local].astype(int)
-        out._people = out.owners[out._starts]
-        out._ends = np.r_[out._starts[1:], len(out.owners)].astype(int)
-        out.counts = (out._ends - out._starts).astype(int)
-        out._row_by_person = id_table(out._people, np.arange(len(out._people)))
+        out._group(np.r_[self._starts, len(self.owners) + local].astype(int))
         out.means = (
             np.concatenate([self.means, person_means(matrix, local)])
             if len(self.means)
@@ -108,10 +109,7 @@ class TemplateIndex:
 
     def rows_of(self, people: np.ndarray) -> np.ndarray:
         """The rows (in :attr:`people` order) of the given person ids that are enrolled, in the given order."""
-        people = np.asarray(people, np.int64)
-        table = self._row_by_person
-        rows = table[people[(people >= 0) & (people < len(table))]]
-        return rows[rows >= 0].astype(int)
+        return known(self._row_by_person, np.asarray(people, np.int64)).astype(int)
 
     def person_distances_of(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The fused distances of the people at ``rows`` only (as :meth:`person_distances` computes them)."""
@@ -176,3 +174,9 @@ def id_table(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     table = np.full(int(ids.max()) + 1 if len(ids) else 0, -1, np.int64)
     table[ids] = values
     return table
+
+
+def known(table: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The values an :func:`id_table` holds for ``ids``, in their order, ids it does not hold left out."""
+    values = table[ids[(ids >= 0) & (ids < len(table))]]
+    return values[values >= 0]
