@@ -112,10 +112,14 @@ def test_a_live_check_from_the_consoles_webcam(door):
                 route.continue_(post_data=json.dumps(body))
 
             page.route("**/v1/liveness/challenges", ask_for_a_blink)
-            answers: list[dict] = []  # the service's answer, kept so that a failure shows what it measured
+            answers: list[dict] = []  # the service's answers, kept so that a failure shows what it measured
             page.on(
                 "response",
-                lambda r: answers.append(r.json()) if "/v1/liveness/" in r.url and r.request.method == "POST" else None,
+                lambda r: (
+                    answers.append({"url": r.url, "status": r.status, "body": r.text()})
+                    if "/v1/liveness/" in r.url and r.request.method == "POST"
+                    else None
+                ),
             )
             page.goto(url + "/")
             page.fill("#api-key", key)
