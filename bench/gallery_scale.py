@@ -22,7 +22,7 @@ not mix):
   and the graph's files;
 - enrol one more: ``add_embeddings`` of a new person with 2 templates, then its removal.
 
-Writes ``bench/out/gallery_scale.json`` and ``bench/out/gallery_scale.png`` (latency
+Writes ``bench/out/gallery_scale.json`` and ``bench/out/gallery_scale.png`` (``--out``'s name; latency
 and memory against size; pgvector's points too when ``bench/out/pgvector_scale.json``
 exists).
 
@@ -518,7 +518,7 @@ def main() -> None:
         (OUT / args.out).write_text(json.dumps(rows, indent=1))
     rows.sort(key=lambda r: (r["templates"], r["search"], r["normalise"]))
     (OUT / args.out).write_text(json.dumps(rows, indent=1))
-    plot([r for r in rows if not r["normalise"]] or rows, OUT / "gallery_scale.png")
+    plot([r for r in rows if not r["normalise"]] or rows, (OUT / args.out).with_suffix(".png"))  # beside its rows
     header = [
         "templates", "search", "scores", "p50 ms", "p95 ms", "graph p50 ms", "recall@1", "recall@10",
         "open s", "build s", "stats s", "memory MiB", "enrol one s",
