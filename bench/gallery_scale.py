@@ -401,14 +401,24 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.plot(x, lat, "o-", color=colour, label=f"{search}: p50 latency")
             mem.plot(x, rss, "s--", color=colour, alpha=0.5, label=f"{search}: memory")
     pg = OUT / "pgvector_scale.json"
-    if pg.exists():  # bench/pgvector_scale.py: the fastest search list with recall@1 >= 0.99 at each size
+    if pg.exists():  # bench/pgvector_scale.py, the store's own index: at each size, the fastest search list
+        # with recall@1 >= 0.99, else the one with the best recall
+        from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M
+
+        store_index = {"kind": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
         try:
             pts = []
             for r in json.loads(pg.read_text())["results"]:
-                good = [x for x in r["searches"] if x["recall_at_1"] >= 0.99] or r["searches"][-1:]
-                pts.append((r["templates"], min(x["p50_ms"] for x in good)))
+                if r.get("index", {"kind": "hnsw", **r.get("hnsw", {})}) != store_index:
+                    continue
+                good = [x for x in r["searches"] if x["recall_at_1"] >= 0.99]
+                best = (
+                    min(good, key=lambda x: x["p50_ms"]) if good else max(r["searches"], key=lambda x: x["recall_at_1"])
+                )
+                pts.append((r["templates"], best["p50_ms"]))
             x, lat = zip(*sorted(pts), strict=True)
-            ax.plot(x, lat, "^-", color="tab:green", label="pgvector (HNSW in the server): p50 latency")
+            label = f"pgvector (HNSW m {HNSW_M}): p50, recall@1 0.99 or its best"
+            ax.plot(x, lat, "^-", color="tab:green", label=label)
         except (ValueError, KeyError, TypeError):
             pass
     ax.set_xscale("log")
