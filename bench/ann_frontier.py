@@ -47,7 +47,10 @@ class Scann:
     """A ScaNN searcher over ``vectors`` labelled by template ``ids``."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        import scann
+        try:
+            import scann
+        except ImportError:
+            raise SystemExit("this bench compares against ScaNN: pip install scann") from None
 
         self.leaves = max(16, round(2 * np.sqrt(len(ids))))
         builder = (
