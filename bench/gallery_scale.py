@@ -403,13 +403,15 @@ def plot(rows: list[dict], path: Path) -> None:
     pg = OUT / "pgvector_scale.json"
     if pg.exists():  # bench/pgvector_scale.py, the store's own index: at each size, the fastest search list
         # with recall@1 >= 0.99, else the one with the best recall
+        from pgvector_scale import _index
+
         from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M
 
         store_index = {"kind": "hnsw", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
         try:
             pts = []
             for r in json.loads(pg.read_text())["results"]:
-                if r.get("index", {"kind": "hnsw", **r.get("hnsw", {})}) != store_index:
+                if _index(r) != store_index:
                     continue
                 good = [x for x in r["searches"] if x["recall_at_1"] >= 0.99]
                 best = (

@@ -30,15 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from embeddings_synth import synthetic_gallery
-from pgvector_scale import MODEL, SERVER, _copy_people, _copy_templates, exact_neighbours
+from pgvector_scale import DIM, MODEL, SERVER, _copy_people, _copy_templates, exact_neighbours, held_out
 
 from facegate.gallery.pg_embedded import temporary_server
 from facegate.gallery.projection import Projection
 from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PostgresStore
 
 OUT = Path(__file__).resolve().parent / "out"
-DIM = 128
 ASKED = 100  # templates a top-10 identification asks for (candidate_templates(10))
 
 
@@ -49,13 +47,7 @@ def text_vectors(matrix: np.ndarray) -> list[str]:
 def run(url: str, n: int, n_queries: int, ef_values: list[int], m: int, efc: int) -> dict:
     import psycopg
 
-    owners, matrix = synthetic_gallery(n + n_queries, 0)
-    rng = np.random.default_rng(1)
-    held = np.sort(rng.choice(len(owners), n_queries, replace=False))
-    keep = np.ones(len(owners), bool)
-    keep[held] = False
-    queries, owners, matrix = matrix[held], owners[keep], np.ascontiguousarray(matrix[keep])
-    _, owners = np.unique(owners, return_inverse=True)
+    queries, owners, matrix = held_out(n, n_queries, 0, np.random.default_rng(1))
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS axes_{n}")
         admin.execute(f"CREATE DATABASE axes_{n}")

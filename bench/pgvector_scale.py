@@ -137,6 +137,18 @@ def exact_neighbours(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndar
     return out
 
 
+def held_out(n: int, n_queries: int, seed: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A gallery of ``n`` templates (``synthetic_gallery``, drawn with ``seed``) and ``n_queries`` more drawn
+    with it and left out (chosen with ``rng``): (queries, owners numbered 0..P-1, templates)."""
+    owners, matrix = synthetic_gallery(n + n_queries, seed)
+    held = np.sort(rng.choice(len(owners), n_queries, replace=False))
+    keep = np.ones(len(owners), bool)
+    keep[held] = False
+    queries, owners, matrix = matrix[held], owners[keep], np.ascontiguousarray(matrix[keep])
+    _, owners = np.unique(owners, return_inverse=True)  # people 0..P-1, contiguous
+    return queries, owners, matrix
+
+
 def run_size(
     url: str,
     n: int,
@@ -152,13 +164,8 @@ def run_size(
     "ivfflat" (``lists`` lists; ``ef_values`` are ivfflat.probes values)."""
     import psycopg
 
-    owners, matrix = synthetic_gallery(n + n_queries, seed)
     rng = np.random.default_rng(seed + 1)
-    held = np.sort(rng.choice(len(owners), n_queries, replace=False))
-    keep = np.ones(len(owners), bool)
-    keep[held] = False
-    queries, owners, matrix = matrix[held], owners[keep], np.ascontiguousarray(matrix[keep])
-    _, owners = np.unique(owners, return_inverse=True)  # people 0..P-1, contiguous
+    queries, owners, matrix = held_out(n, n_queries, seed, rng)
     n_people = int(owners.max()) + 1
 
     database = f"scale_{n}"
