@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 from facegate.decisions import scoring_for
 from facegate.gallery import Gallery, hugepages
 from facegate.gallery import ann as ann_module
+from facegate.gallery import ivf as ivf_module
 from facegate.gallery.ann import ANN_MIN_TEMPLATES, LINKS, AnnSearch, HnswGraph, header_path, resolve_search
 
 pytest.importorskip("hnswlib", reason="the ann extra is not installed (make install installs it)")
+pytest.importorskip("faiss", reason="the ann extra is not installed (make install installs it)")
 
 MODEL = "dlib-resnet"  # 128-d, euclidean, cohort-normalised scores: the default decisions
 DIM = 128
@@ -101,6 +103,18 @@ def assert_agrees_with_store(gallery: Gallery, path: Path) -> None:
     np.testing.assert_array_equal(gallery.ann.ids, ids)
     np.testing.assert_array_equal(gallery.ann.owners, owners)
     assert gallery.ann.graph.live == len(ids)
+
+
+@pytest.fixture(autouse=True, params=sorted(ann_module.INDEXES))
+def kind(request, monkeypatch) -> str:
+    """Every test runs on each index (``index="ann"`` is the one under test). The inverted lists are
+    trained from 64 templates on, so that the small galleries here have lists too, and scanned whole:
+    these tests check that the index follows the store and answers as exact search does, whatever
+    its recall (which bench/gallery_scale.py measures)."""
+    monkeypatch.setattr(ann_module, "INDEX", request.param)
+    monkeypatch.setattr(ivf_module, "MIN_TRAIN", 64)
+    monkeypatch.setattr(ivf_module, "PROBE_SHARE", {0: 1.0})
+    return request.param
 
 
 def test_auto_switches_at_the_measured_size():
@@ -310,7 +324,7 @@ def test_a_graph_is_built_in_a_shuffled_order_not_in_enrolment_order(monkeypatch
     ids = np.arange(1, 301)
     owners = (ids + 1) // 2  # two templates a person
     matrix = _unit(np.random.default_rng(3).standard_normal((300, DIM)))
-    search = AnnSearch.open(None, "a gallery", 1, ids, owners, matrix, normalise=True)
+    search = AnnSearch.open(None, "a gallery", 1, ids, owners, matrix, normalise=True, kind="hnsw")
     shuffled = np.random.default_rng(ann_module.BUILD_ORDER_SEED).permutation(300)
     assert [a.tolist() for a in added] == [ids[shuffled].tolist()]
     assert search.ids.tolist() == ids.tolist()  # kept by id, whatever the graph's order
@@ -359,10 +373,11 @@ CHILD = textwrap.dedent(
     import sys
     import numpy as np
     from facegate.gallery import Gallery
-    from facegate.gallery import ann
+    from facegate.gallery import ann, ivf
     ann.SAVE_EVERY = 7  # save the graph often, so kills land in saves too
-    path, start, centres = sys.argv[1], int(sys.argv[2]), np.load(sys.argv[3])
-    with Gallery(path, model_name="dlib-resnet", index="ann") as g:
+    ivf.MIN_TRAIN = 64  # as in the parent
+    path, start, centres, kind = sys.argv[1], int(sys.argv[2]), np.load(sys.argv[3]), sys.argv[4]
+    with Gallery(path, model_name="dlib-resnet", index=kind) as g:
         for i in range(start, start + 1000):
             v = centres[i] + np.random.default_rng(i).standard_normal((3, 128)) * 0.02
             g.add_embeddings(f"k{i}", (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32))
@@ -373,11 +388,14 @@ CHILD = textwrap.dedent(
 )
 
 
-def _run_until(path: Path, centres: Path, start: int, lines: int, seconds: float | None) -> None:
+def _run_until(path: Path, centres: Path, start: int, lines: int, seconds: float | None, kind: str) -> None:
     """Start an enrolling process and SIGKILL it after ``lines`` enrolments (or ``seconds``)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), str(start), str(centres)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", CHILD, str(path), str(start), str(centres), kind],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     if seconds is None:
@@ -392,7 +410,7 @@ def _run_until(path: Path, centres: Path, start: int, lines: int, seconds: float
 
 
 @pytest.mark.slow
-def test_sigkill_while_enrolling_leaves_whole_people_and_an_agreeing_graph(tmp_path):
+def test_sigkill_while_enrolling_leaves_whole_people_and_an_agreeing_graph(tmp_path, kind):
     path = tmp_path / "g.sqlite"
     with Gallery(path, model_name=MODEL, index="ann") as g:
         g.add_embeddings_bulk(people_vectors(50, seed=7, per_person=3))
@@ -401,7 +419,7 @@ def test_sigkill_while_enrolling_leaves_whole_people_and_an_agreeing_graph(tmp_p
     np.save(centres, mu + np.random.default_rng(8).standard_normal((8000, DIM)) @ factor)
     moments = [(1, None), (8, None), (23, None), (1, 0.05), (1, 0.4), (1, 1.3)]
     for n, (lines, seconds) in enumerate(moments):
-        _run_until(path, centres, 1000 * (n + 1), lines, seconds)
+        _run_until(path, centres, 1000 * (n + 1), lines, seconds, kind)
         with sqlite3.connect(path) as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             counts = db.execute(

@@ -20,6 +20,7 @@ from facegate.cli.output import EXIT_UNEXPECTED, emit, errors_to_exit, json_opti
 from facegate.cli.serve import COMMANDS as SERVICE_COMMANDS
 from facegate.cli.train import train
 from facegate.cli.train_faces import faces_command
+from facegate.gallery.ann import SEARCHES
 from facegate.models.engines import DEFAULT_ENGINE, ENGINE_ENV, ENGINES, THREADS_ENV
 
 
@@ -64,10 +65,11 @@ class FacegateGroup(click.Group):
 )
 @click.option(
     "--index",
-    type=click.Choice(["auto", "exact", "ann"]),
+    type=click.Choice(SEARCHES),
     default=None,
-    help="How a gallery is searched: every template (exact), an approximate graph kept beside the gallery "
-    "(ann), or exact below 20,000 templates and the graph above (auto) [default: $FACEGATE_INDEX, else auto].",
+    help="How a gallery is searched: every template (exact), an approximate index kept beside the gallery "
+    "(ann: faiss's inverted lists; hnsw: hnswlib's graph instead; ivf: the same as ann), or exact below "
+    "20,000 templates and the index above (auto) [default: $FACEGATE_INDEX, else auto].",
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | None, index: str | None) -> None:

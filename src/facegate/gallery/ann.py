@@ -2,32 +2,34 @@
 
 Exact search scores every template of the gallery: 4.6 ms per probe at 100k
 templates, about 50 ms at 1M. Above :data:`ANN_MIN_TEMPLATES` templates a gallery
-asks an HNSW graph (hnswlib; why hnswlib: ``bench/ann_choice.py`` and the README's
-"Large galleries") for the :func:`candidate_count` nearest *templates*, groups them
-to people, and scores only those people, exactly: each candidate's fused distance
+asks an approximate index for the :func:`candidate_count` nearest *templates*, groups
+them to people, and scores only those people, exactly: each candidate's fused distance
 is recomputed over all their templates, so distances, scores, thresholds and the
-open-set decision keep their meaning; only a person the graph missed can be missed.
-The graph indexes a template's coordinates on the gallery's principal axes
+open-set decision keep their meaning; only a person the index missed can be missed.
+The index holds a template's coordinates on the gallery's principal axes
 (:mod:`~facegate.gallery.projection`: 80 numbers instead of 128 for the default model),
-estimated when the graph is built from the store and kept with it.
+estimated when the index is built from the store and kept with it.
 
-Search strategies (:data:`SEARCHES`): ``exact`` (always every template),
-``ann`` (always the graph), ``auto`` (the graph from :data:`ANN_MIN_TEMPLATES`
-templates on; the default). The graph library, hnswlib, is the ``ann`` extra (it
-builds from source: a C++ compiler is needed); without it ``auto`` searches exactly
-and ``ann`` refuses. A store that can search itself (pgvector) provides a
-:class:`Searcher` as its ``searcher`` attribute, and the gallery asks it instead.
+Two indexes (:data:`INDEXES`): faiss's inverted lists with 4-bit fast-scan codes
+(:mod:`~facegate.gallery.ivf`, ``ivf``, the default :data:`INDEX`: why there) and
+hnswlib's HNSW graph (:class:`HnswGraph`, ``hnsw``, the earlier default). Search
+strategies (:data:`SEARCHES`): ``exact`` (always every template), ``ann`` (always the
+default index), ``auto`` (the index from :data:`ANN_MIN_TEMPLATES` templates on; the
+default), or an index by name. Both libraries are the ``ann`` extra; without the
+index's library ``auto`` searches exactly and an approximate search refuses. A store that
+can search itself (pgvector) provides a :class:`Searcher` as its ``searcher`` attribute,
+and the gallery asks it instead.
 
-The graph is keyed by template id and persists beside the gallery file
+The index is keyed by template id and persists beside the gallery file
 (``<gallery>.ann.json``, a header, and the data files it names). The store stays
 the truth: the header records the gallery's identity (its ``gallery_uuid``), the
-``people_version`` the graph was saved at, and checksums of the data files. On
-opening, a graph that is missing, damaged, or of another gallery is rebuilt from
-the store; one that is stale (the gallery changed since it was saved: another
-process wrote, or this one was killed before it saved) is brought up to date by
-comparing it with the store, template by template (ids and vectors), adding and
+``people_version`` the index was saved at, and checksums of the data files. On
+opening, an index that is missing, damaged, of another gallery or of another kind is
+rebuilt from the store; one that is stale (the gallery changed since it was saved:
+another process wrote, or this one was killed before it saved) is brought up to date
+by comparing it with the store, template by template (ids and vectors), adding and
 removing what differs. Enrolment and removal add and remove templates in the
-graph (no rebuild); the graph is saved when built, on :meth:`AnnSearch.save`
+index (no rebuild); it is saved when built, on :meth:`AnnSearch.save`
 (``Gallery.close``), and after :data:`SAVE_EVERY` changes.
 """
 
@@ -45,10 +47,9 @@ import numpy as np
 
 from facegate.gallery.hugepages import huge_pages
 from facegate.gallery.index import id_table, known
+from facegate.gallery.ivf import IvfIndex
 from facegate.gallery.projection import Projection
 
-#: search strategies a gallery accepts
-SEARCHES: tuple[str, ...] = ("exact", "ann", "auto")
 #: ``auto`` searches the graph from this many templates on: where exact search passes
 #: about 1 ms per probe on a 2-core machine (bench/gallery_scale.py)
 ANN_MIN_TEMPLATES = 20_000
@@ -85,11 +86,12 @@ SAVE_EVERY = 10_000
 FORMAT = 1
 
 
-def available() -> bool:
-    """Whether the graph library is installed (``pip install 'facegate[ann]'``; ``make install`` does)."""
+def available(kind: str | None = None) -> bool:
+    """Whether the library of the index ``kind`` (default :data:`INDEX`) is installed
+    (``pip install 'facegate[ann]'``; ``make install`` does)."""
     import importlib.util
 
-    return importlib.util.find_spec("hnswlib") is not None
+    return importlib.util.find_spec(INDEXES[kind or INDEX].module) is not None
 
 
 def candidate_count(top_k: int) -> int:
@@ -103,7 +105,12 @@ def resolve_search(mode: str, templates: int) -> str:
         raise ValueError(f"unknown search {mode!r}; use one of {', '.join(SEARCHES)}")
     if mode == "auto":
         return "ann" if templates >= ANN_MIN_TEMPLATES else "exact"
-    return mode
+    return "exact" if mode == "exact" else "ann"
+
+
+def index_kind(mode: str) -> str:
+    """The approximate index a search strategy uses (one of :data:`INDEXES`)."""
+    return mode if mode in INDEXES else INDEX
 
 
 @runtime_checkable
@@ -143,11 +150,13 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
 
 
 class HnswGraph:
-    """An hnswlib graph of template vectors, labelled by template id.
+    """An hnswlib graph of template vectors, labelled by template id (``index="hnsw"``).
 
     Its memory is backed by huge pages where the kernel offers them (:mod:`~facegate.gallery.hugepages`;
     ``memory`` says how many bytes were advised): at 1M templates the search is about 1.2 times faster.
     """
+
+    module, suffix = "hnswlib", "hnsw"
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         import hnswlib
@@ -167,6 +176,16 @@ class HnswGraph:
         from importlib.metadata import version
 
         return f"hnswlib {version('hnswlib')}"
+
+    @staticmethod
+    def params() -> dict:
+        """The graph parameters a saved graph must have been built with to be loaded."""
+        return {"links": LINKS, "ef_construction": EF_CONSTRUCTION}
+
+    @property
+    def deleted(self) -> np.ndarray:
+        """Labels marked deleted in the graph (their slots are reused by later additions)."""
+        return np.array(sorted(self._deleted), np.int64)
 
     @property
     def live(self) -> int:
@@ -211,12 +230,13 @@ class HnswGraph:
             return np.zeros((0, self.dim), np.float32)
         return np.asarray(self._graph.get_items(np.asarray(ids, np.int64)), np.float32)
 
-    def search(self, query: np.ndarray, k: int, ef: int | None = None) -> np.ndarray:
-        """The template ids of (about) the ``k`` nearest templates, nearest first."""
+    def search(self, query: np.ndarray, k: int, effort: int | None = None) -> np.ndarray:
+        """The template ids of (about) the ``k`` nearest templates, nearest first (``effort``: the
+        search list, else :func:`ef_search`'s for the graph's size)."""
         k = min(k, self.live)
         q = np.asarray(query, np.float32).reshape(1, -1)
         while k > 0:
-            self._graph.set_ef(max(ef if ef is not None else ef_search(self.live), k))
+            self._graph.set_ef(max(effort if effort is not None else ef_search(self.live), k))
             try:
                 labels, _ = self._graph.knn_query(q, k=k, num_threads=1)
             except RuntimeError:  # a small graph with many deletions can find fewer than k
@@ -247,9 +267,17 @@ class HnswGraph:
         return graph
 
 
+#: the approximate indexes a gallery can keep (``Gallery(index=...)`` names one; ``ann`` is :data:`INDEX`)
+INDEXES: dict[str, type] = {"ivf": IvfIndex, "hnsw": HnswGraph}
+#: the index ``ann`` and ``auto`` use: faiss's inverted lists (why: :mod:`.ivf`)
+INDEX = "ivf"
+#: search strategies a gallery accepts: every template, the default index, either by size, or a named index
+SEARCHES: tuple[str, ...] = ("exact", "ann", "auto", *INDEXES)
+
+
 class AnnSearch:
-    """The in-process :class:`Searcher` of a gallery: the graph, the owner of every
-    template, and the files that keep it between sessions.
+    """The in-process :class:`Searcher` of a gallery: the index (``kind``, one of :data:`INDEXES`),
+    the owner of every template, and the files that keep it between sessions.
 
     ``origin`` says how this session got it: ``built`` (from the store: ``reason``
     says why), ``loaded`` (from the files, as saved) or ``updated`` (from the files,
@@ -259,14 +287,17 @@ class AnnSearch:
     #: graphs built from a store in this process (what tests count)
     builds = 0
 
-    def __init__(self, dim: int, normalise: bool, path: str | None, identity: str) -> None:
+    def __init__(self, dim: int, normalise: bool, path: str | None, identity: str, kind: str = INDEX) -> None:
+        if kind not in INDEXES:
+            raise ValueError(f"unknown index {kind!r}; use one of {', '.join(INDEXES)}")
+        self.kind = kind
         self.dim = dim
         self.normalise = normalise
         self.path = None if path in (None, ":memory:") else str(path)
         self.identity = identity
         #: the graph indexes templates on these axes (None: the full templates); see :mod:`.projection`
         self.projection: Projection | None = None
-        self.graph = HnswGraph(dim)
+        self.graph = INDEXES[kind](dim)
         self._hold(np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.people_version: int | None = None
         #: the header of the files as last loaded or saved; whether the graph changed since
@@ -307,10 +338,11 @@ class AnnSearch:
         owners: np.ndarray,
         matrix: np.ndarray,
         normalise: bool,
+        kind: str = INDEX,
     ) -> AnnSearch:
-        """The graph of the gallery at ``path`` whose store holds (``ids``, ``owners``,
+        """The index of the gallery at ``path`` whose store holds (``ids``, ``owners``,
         ``matrix``) at ``people_version``: from its files when they are usable, else built."""
-        search = cls(matrix.shape[1], normalise, path, identity)
+        search = cls(matrix.shape[1], normalise, path, identity, kind)
         if search.path is not None:
             try:
                 search._load(people_version)
@@ -333,7 +365,7 @@ class AnnSearch:
         order = np.argsort(ids, kind="stable")
         unit = self._normalised(matrix)
         self.projection = Projection.fit(unit)
-        self.graph = HnswGraph(self.graph_dim, capacity=len(ids) + 1024)
+        self.graph = INDEXES[self.kind](self.graph_dim, capacity=len(ids) + 1024)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
         self.graph.add(ids[shuffled], self._projected(unit[shuffled]), threads=os.cpu_count() or 1)
         self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
@@ -349,7 +381,7 @@ class AnnSearch:
             raise AnnIndexError("no graph beside the gallery")
         try:
             header = json.loads(head.read_text())
-            ok = header["format"] == FORMAT and header["library"] == HnswGraph.library()
+            ok = header["format"] == FORMAT and header["library"] == INDEXES[self.kind].library()
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AnnIndexError("the graph's header is damaged") from exc
         if not ok:
@@ -358,7 +390,7 @@ class AnnSearch:
             raise AnnIndexError("the graph beside the gallery belongs to another gallery")
         if header["dim"] != self.dim or header["normalise"] != self.normalise:
             raise AnnIndexError("the graph was built for another metric or size of embedding")
-        if header.get("params") != _params():
+        if header.get("params") != INDEXES[self.kind].params():
             raise AnnIndexError("the graph was built with other parameters (links, build list)")
         folder = head.parent
         files = {}
@@ -382,7 +414,7 @@ class AnnSearch:
                 raise AnnIndexError(f"the graph's {exc}") from exc
         if self.projection is not None and self.projection.axes.shape[0] != self.dim:
             raise AnnIndexError("the graph's projection is for another size of embedding")
-        self.graph = HnswGraph.load(files["graph"], self.graph_dim, len(self.ids), deleted)
+        self.graph = INDEXES[self.kind].load(files["graph"], self.graph_dim, len(self.ids), deleted)
         self.people_version = int(header["people_version"])
         self._header = header
         self._dirty = False
@@ -468,10 +500,11 @@ class AnnSearch:
             self.save()
 
     # -- search ------------------------------------------------------------------------
-    def nearest(self, query: np.ndarray, k: int, ef: int | None = None) -> np.ndarray:
-        """The template ids of (about) the ``k`` nearest templates by the graph, nearest first
-        (``ef``: the search list, else the gallery's for its size)."""
-        return self.graph.search(self._prepare(query)[0], k, ef)
+    def nearest(self, query: np.ndarray, k: int, effort: float | None = None) -> np.ndarray:
+        """The template ids of (about) the ``k`` nearest templates by the index, nearest first
+        (``effort``: how hard it searches, else the index's default for its size: the share of
+        the lists scanned for ``ivf``, the search list for ``hnsw``)."""
+        return self.graph.search(self._prepare(query)[0], k, effort)
 
     def candidates(self, query: np.ndarray, k: int) -> np.ndarray:
         """Owners of the :func:`candidate_count` nearest templates, nearest first, each once."""
@@ -500,21 +533,21 @@ class AnnSearch:
         head = header_path(self.path)  # type: ignore[arg-type]
         token = secrets.token_hex(6)
         name = Path(self.path).name  # type: ignore[arg-type]
-        graph_file = head.parent / f"{name}.ann.{token}.hnsw"
+        graph_file = head.parent / f"{name}.ann.{token}.{self.graph.suffix}"
         ids_file = head.parent / f"{name}.ann.{token}.npz"
         tmp = graph_file.with_suffix(".tmp")
         self.graph.save(tmp)
         _fsync_replace(tmp, graph_file)
         with open(ids_file, "wb") as f:
             kept = {f"kept_{k}": v for k, v in (self.keep() if self.keep is not None else {}).items()}
-            deleted = np.array(sorted(self.graph._deleted), np.int64)
+            deleted = self.graph.deleted
             projection = self.projection.arrays() if self.projection is not None else {}
             np.savez(f, ids=self.ids, owners=self.owners, deleted=deleted, **kept, **projection)
             f.flush()
             os.fsync(f.fileno())
         header = {
             "format": FORMAT,
-            "library": HnswGraph.library(),
+            "library": INDEXES[self.kind].library(),
             "gallery": self.identity,
             "people_version": self.people_version,
             "templates": len(self.ids),
@@ -527,7 +560,7 @@ class AnnSearch:
             "ids": ids_file.name,
             "ids_size": ids_file.stat().st_size,
             "ids_crc": _crc(ids_file),
-            "params": _params(),
+            "params": INDEXES[self.kind].params(),
         }
         self._write_header(header)
         self._dirty = False
@@ -545,11 +578,6 @@ class AnnSearch:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-def _params() -> dict[str, int]:
-    """The graph parameters a saved graph must have been built with to be loaded."""
-    return {"links": LINKS, "ef_construction": EF_CONSTRUCTION}
 
 
 def remove_files(gallery_path: str | Path) -> None:

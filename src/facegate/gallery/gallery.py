@@ -41,7 +41,7 @@ from facegate.decisions.scoring import Scoring
 from facegate.detection import Detector
 from facegate.distances import get_metric
 from facegate.errors import GalleryError, InvalidNameError
-from facegate.gallery.ann import ANN_METRICS, SEARCHES, AnnSearch, Searcher, resolve_search
+from facegate.gallery.ann import ANN_METRICS, INDEXES, SEARCHES, AnnSearch, Searcher, index_kind, resolve_search
 from facegate.gallery.ann import available as ann_available
 from facegate.gallery.audit import Event, default_source
 from facegate.gallery.backends import open_store, stored_meta
@@ -87,10 +87,11 @@ class Gallery:
     turns it off).
 
     ``index`` chooses how people are searched (:mod:`facegate.gallery.ann`):
-    ``exact`` scores every template, ``ann`` asks an approximate graph (kept beside
+    ``exact`` scores every template, ``ann`` asks an approximate index (kept beside
     the gallery file) for candidates and scores those exactly, ``auto`` (the
     default, or ``$FACEGATE_INDEX``) is exact below
-    :data:`~facegate.gallery.ann.ANN_MIN_TEMPLATES` templates and the graph above.
+    :data:`~facegate.gallery.ann.ANN_MIN_TEMPLATES` templates and the index above.
+    ``ann`` is faiss's inverted lists (``ivf``); ``hnsw`` asks hnswlib's graph instead.
     """
 
     def __init__(
@@ -213,12 +214,13 @@ class Gallery:
         self._enrolled = set(self._names.values())
         self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
         self._search = resolve_search(self.index, len(self._index))
-        missing = not store_searches and (ids is None or self.metric_name not in ANN_METRICS or not ann_available())
+        kind = index_kind(self.index)
+        missing = not store_searches and (ids is None or self.metric_name not in ANN_METRICS or not ann_available(kind))
         if self._search == "ann" and missing:
-            if self.index == "ann":
+            if self.index != "auto":
                 why = (
-                    "hnswlib is not installed: pip install 'facegate[ann]'"
-                    if not ann_available()
+                    f"{INDEXES[kind].module} is not installed: pip install 'facegate[ann]'"
+                    if not ann_available(kind)
                     else (f"metric {self.metric_name!r}, store {type(self._store).__name__}")
                 )
                 raise GalleryError(f"no approximate index for this gallery ({why}); use index='exact'")
@@ -233,6 +235,7 @@ class Gallery:
                     owners,
                     matrix,
                     ANN_METRICS[self.metric_name],
+                    kind,
                 )
             else:
                 self._ann.sync(ids, owners, matrix, self._people_version)

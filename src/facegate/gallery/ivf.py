@@ -1,0 +1,269 @@
+"""The gallery's default approximate index: an inverted file with 4-bit fast-scan codes (faiss).
+
+The templates (as :class:`~facegate.gallery.ann.AnnSearch` prepares them: unit length where
+the metric wants it, on the gallery's principal axes) are split by k-means into about
+``sqrt(n) / 2`` lists. A search scores every template of the lists nearest the probe
+(:data:`PROBE_SHARE` of them) on 4-bit product-quantisation codes, two coordinates per code
+(faiss's ``IndexIVFPQFastScan``: the codes of a million templates take 20 MB and are scanned
+with SIMD shuffles), keeps the :data:`POOL` best, and ranks those on the float vectors it
+keeps, returning the ``k`` nearest by exact distance.
+
+Why this and not hnswlib's graph (:class:`~facegate.gallery.ann.HnswGraph`, ``index="hnsw"``;
+``bench/ann_frontier.py`` and the README's "Large galleries"): at 1M templates it builds in
+5 s where the graph took 10 minutes, opens in seconds where the graph took 12-45 s, its
+files are 355 MB against 612, and faiss-cpu ships wheels where hnswlib needs a compiler.
+Its search alone, on two threads, is 1.3-1.5 times faster than the graph's at the same
+recall (0.990 of the reported probes' nearest templates in 0.80 ms, against 0.983 in
+1.21 ms), but inside a whole identification the two took the same time (1.7-2.2 ms).
+
+Changes without a full rebuild:
+
+- **adding** encodes the new templates into their lists;
+- **removing** marks the rows dead (faiss's own removal from fast-scan lists corrupts the
+  codes of the templates that remain, faiss-cpu 1.15: ``tests/test_ivf.py``); a search skips
+  them, and once a quarter of the rows are dead the lists are re-filled from the live rows
+  (no new k-means);
+- the lists are **trained again** (a new k-means, a few seconds at 1M) when the index has
+  grown :data:`GROWTH` times since they were trained, so that their number keeps up with
+  the gallery; below :data:`MIN_TRAIN` templates there are no lists and every vector is scored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: share of the lists a search scans, by index size (from that many templates on), chosen on
+#: bench/gallery_scale.py's tuning probes with a margin: k-means trained on other draws moved the
+#: share of probes whose exact nearest template was found by up to 2 points (at 1M and a share of
+#: 0.2: 0.980-0.998 over six trainings; 0.3 found it for 0.998). A search at 10k templates costs
+#: about the same at any share (0.2 ms), so small indexes scan half their lists
+PROBE_SHARE: dict[int, float] = {0: 0.5, 50_000: 0.4, 300_000: 0.3}
+#: how many of the codes' best candidates are ranked on the float vectors (or the templates asked
+#: for, when more): at 1M templates and 64 asked, 256 found the exact nearest template for 0.988 of
+#: the tuning probes, 512 for 0.995 and 800 for 0.998; each 100 more cost about 0.07 ms
+POOL = 512
+#: fewer templates than this: no lists, every vector is scored exactly
+MIN_TRAIN = 2_000
+#: the lists are trained again when the index holds this many times the templates they were trained on
+GROWTH = 4
+#: k-means trains on at most this many templates per list (a seeded draw; faiss's own cap)
+TRAIN_PER_LIST = 256
+#: the lists are re-filled from the live rows when this share of the rows is dead
+DEAD_SHARE = 0.25
+#: threads scanning the lists of one search (faiss splits the lists between them)
+SEARCH_THREADS = min(2, os.cpu_count() or 1)
+#: faiss's fast-scan search that splits one query's lists between threads (``implem`` 15 of
+#: ``IndexIVFFastScan``); the automatic choice parallelises over queries, and a gallery asks one
+SPLIT_LISTS = 15
+
+
+def list_count(templates: int) -> int:
+    """How many lists an index of ``templates`` templates is trained with."""
+    return max(8, round(math.sqrt(templates) / 2))
+
+
+def probe_share(templates: int) -> float:
+    """The share of the lists a search scans at this size (:data:`PROBE_SHARE`)."""
+    return PROBE_SHARE[max(size for size in PROBE_SHARE if templates >= size)]
+
+
+class IvfIndex:
+    """Template vectors of ``dim`` numbers, labelled by template id, searched by inverted lists."""
+
+    module, suffix = "faiss", "ivf.npz"
+
+    def __init__(self, dim: int, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._vectors = np.zeros((max(capacity, 16), dim), np.float32)
+        self._row_id = np.full(len(self._vectors), -1, np.int64)  # template id of each row, -1: dead or unused
+        self._rows = 0  # rows used
+        self._row_of = np.zeros(0, np.int64)  # row of each template id (-1: none)
+        self._lists = None  # the faiss index over rows [0, _listed), or None: score every row
+        self._listed = 0
+        self._trained_at = 0
+
+    @staticmethod
+    def library() -> str:
+        from importlib.metadata import version
+
+        return f"faiss-cpu {version('faiss-cpu')}"
+
+    @staticmethod
+    def params() -> dict:
+        return {"kind": "ivf-pq4fs", "growth": GROWTH}
+
+    @property
+    def live(self) -> int:
+        return int(np.count_nonzero(self._row_id[: self._rows] >= 0))
+
+    @property
+    def deleted(self) -> np.ndarray:
+        """Ids marked deleted and still held (none: a removed template's row is dead, its id free)."""
+        return np.zeros(0, np.int64)
+
+    @property
+    def lists(self) -> int:
+        """How many inverted lists the index has (0: it scores every vector)."""
+        return 0 if self._lists is None else int(self._lists.nlist)
+
+    # -- changes -------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray, threads: int = 1) -> None:
+        """Add templates whose ids the index does not hold (an id removed earlier may come back)."""
+        ids = np.asarray(ids, np.int64)
+        vectors = np.ascontiguousarray(vectors, np.float32).reshape(len(ids), self.dim)
+        if not len(ids):
+            return
+        self.remove(ids)  # an id it holds gets a new row
+        start, end = self._rows, self._rows + len(ids)
+        if end > len(self._vectors):
+            grown = max(end, 2 * len(self._vectors))
+            self._vectors = np.resize(self._vectors, (grown, self.dim))
+            self._row_id = np.r_[self._row_id[: self._rows], np.full(grown - self._rows, -1, np.int64)]
+        self._vectors[start:end] = vectors
+        self._row_id[start:end] = ids
+        if int(ids.max()) >= len(self._row_of):
+            self._row_of = np.r_[self._row_of, np.full(int(ids.max()) + 1 - len(self._row_of), -1, np.int64)]
+        self._row_of[ids] = np.arange(start, end)
+        self._rows = end
+        live = self.live
+        if live >= MIN_TRAIN and (self._lists is None or live >= GROWTH * self._trained_at):
+            self._train(threads)
+        elif self._lists is not None:
+            self._list(threads)
+
+    def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """New vectors for ids the index holds."""
+        self.add(ids, vectors)
+
+    def remove(self, ids: np.ndarray) -> None:
+        ids = np.asarray(ids, np.int64)
+        ids = ids[(ids >= 0) & (ids < len(self._row_of))]
+        rows = self._row_of[ids]
+        rows = rows[rows >= 0]
+        self._row_id[rows] = -1
+        self._row_of[ids] = -1
+        dead = self._rows - self.live
+        if self._lists is not None and dead >= DEAD_SHARE * max(self._rows, 1):
+            self._compact()
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        return self._vectors[self._row_of[ids]].copy()
+
+    # -- lists -----------------------------------------------------------------------------
+    def _train(self, threads: int) -> None:
+        """New lists (k-means and codes) for the live rows."""
+        import faiss
+
+        self._compact(relist=False)
+        nlist = list_count(self._rows)
+        sample = self._vectors[: self._rows]
+        if len(sample) > TRAIN_PER_LIST * nlist:
+            pick = np.random.default_rng(0).choice(len(sample), TRAIN_PER_LIST * nlist, replace=False)
+            sample = sample[np.sort(pick)]
+        codes = self.dim // 2 if self.dim % 2 == 0 else self.dim  # 4-bit codes of 2 coordinates (or 1)
+        lists = faiss.IndexIVFPQFastScan(faiss.IndexFlatL2(self.dim), self.dim, nlist, codes, 4)
+        lists.by_residual = False  # one lookup table per query, not per list: as accurate here, faster
+        faiss.omp_set_num_threads(max(threads, 1))
+        lists.train(sample)
+        self._lists, self._listed, self._trained_at = lists, 0, self._rows
+        self._list(threads)
+
+    def _list(self, threads: int) -> None:
+        """Encode the rows added since the lists were last filled."""
+        import faiss
+
+        if self._listed < self._rows:
+            faiss.omp_set_num_threads(max(threads, 1))
+            rows = np.arange(self._listed, self._rows)
+            self._lists.add_with_ids(self._vectors[self._listed : self._rows], rows)
+            self._listed = self._rows
+
+    def _compact(self, relist: bool = True) -> None:
+        """Drop dead rows (renumbering the live ones) and, with ``relist``, fill the lists again."""
+        keep = np.flatnonzero(self._row_id[: self._rows] >= 0)
+        n = len(keep)
+        self._vectors[:n] = self._vectors[keep]
+        self._row_id[:n] = self._row_id[keep]
+        self._row_id[n : self._rows] = -1
+        self._rows = n
+        self._row_of[self._row_id[:n]] = np.arange(n)
+        if self._lists is not None:
+            self._lists.reset()
+            self._listed = 0
+            if relist:
+                self._list(os.cpu_count() or 1)
+
+    # -- search ------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, effort: float | None = None) -> np.ndarray:
+        """The template ids of the ``k`` nearest templates, nearest first (exact distances among
+        the candidates). ``effort``: the share of the lists scanned, else :func:`probe_share`'s."""
+        import faiss
+
+        q = np.asarray(query, np.float32).reshape(1, self.dim)
+        if self._lists is None:
+            rows = np.flatnonzero(self._row_id[: self._rows] >= 0)
+        else:
+            lists = self._lists
+            lists.nprobe = max(1, math.ceil((effort if effort is not None else probe_share(self.live)) * lists.nlist))
+            faiss.omp_set_num_threads(SEARCH_THREADS)
+            lists.implem = SPLIT_LISTS if SEARCH_THREADS > 1 else 0
+            rows = lists.search(q, max(POOL, k))[1][0]
+            rows = rows[rows >= 0]
+            rows = rows[self._row_id[rows] >= 0]
+        diff = self._vectors[rows] - q
+        distances = np.einsum("ij,ij->i", diff, diff)
+        if len(rows) > k:
+            part = np.argpartition(distances, k - 1)[:k]
+            rows, distances = rows[part], distances[part]
+        return self._row_id[rows[np.argsort(distances, kind="stable")]]
+
+    # -- files ---------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        import faiss
+
+        lists = faiss.serialize_index(self._lists) if self._lists is not None else np.zeros(0, np.uint8)
+        with open(path, "wb") as f:
+            np.savez(
+                f,
+                vectors=self._vectors[: self._rows],
+                ids=self._row_id[: self._rows],
+                lists=lists,
+                listed=self._listed,
+                trained_at=self._trained_at,
+            )
+
+    @classmethod
+    def load(cls, path: Path, dim: int, live: int, deleted: np.ndarray) -> IvfIndex:
+        import faiss
+
+        from facegate.gallery.ann import AnnIndexError
+
+        try:
+            with np.load(path, allow_pickle=False) as saved:
+                vectors, ids = saved["vectors"].astype(np.float32), saved["ids"].astype(np.int64)
+                lists, listed, trained_at = saved["lists"], int(saved["listed"]), int(saved["trained_at"])
+            index = cls(dim, capacity=len(ids) + 1024)
+            if vectors.shape != (len(ids), dim):
+                raise ValueError("vectors and ids differ")
+            index._vectors[: len(ids)] = vectors
+            index._row_id[: len(ids)] = ids
+            index._rows = len(ids)
+            held = ids[ids >= 0]
+            index._row_of = np.full(int(held.max()) + 1 if len(held) else 0, -1, np.int64)
+            index._row_of[held] = np.flatnonzero(ids >= 0)
+            if len(lists):
+                index._lists = faiss.deserialize_index(lists)
+                index._listed, index._trained_at = listed, trained_at
+                if index._lists.d != dim or index._lists.ntotal != listed or listed > len(ids):
+                    raise ValueError("the lists hold other rows")
+                index._list(os.cpu_count() or 1)
+        except Exception as exc:
+            raise AnnIndexError(f"the index file cannot be read ({exc})") from exc
+        if index.live != live or len(deleted):
+            raise AnnIndexError("the index holds other templates than its header says")
+        return index
