@@ -1,21 +1,27 @@
-"""The gallery's graph against ScaNN on the same large gallery: recall against time, side by side.
+"""The gallery's index against hnswlib's graph and ScaNN on the same large gallery: recall against
+time, side by side.
 
 ``bench/ann_choice.py`` compares libraries at one setting each; this bench asks the question the 1M
-target asks (how fast at a recall of 0.99?) of the two best candidates, on the gallery the scale
+target asks (how fast at a recall of 0.99?) of the best candidates, on the gallery the scale
 tables use (``bench/gallery_scale.py``'s ``gallery_<n>.sqlite``, built there first):
 
-- **hnswlib**: the gallery's own graph (loaded, or built the way the gallery builds it), at several
-  search lists;
-- **ScaNN** (``pip install scann``; Google's, Apache-2.0): a k-means tree of ``2 sqrt(n)`` leaves
-  over the same vectors (the gallery's templates at unit length on its principal axes, as the graph
-  holds them), anisotropic-hashing scores (4-bit codes of 2 dimensions each) and the best ``R``
-  rescored on the float vectors, at several shares of leaves searched and several ``R``.
+- **faiss IVF** (the gallery's ``ann`` index, ``gallery/ivf.py``): built in memory from the store
+  (its build time reported), at several shares of its lists scanned, on two threads (as the
+  gallery searches) and on one;
+- **hnswlib**: the graph ``index="hnsw"`` keeps, kept for this bench as ``gallery_<n>.sqlite.hnsw.ann.*``
+  (loaded, or built the way the gallery builds it: 10 minutes at 1M), at several search lists;
+- **ScaNN** (``pip install scann``; Google's, Apache-2.0; left out when it is not installed): a
+  k-means tree of ``2 sqrt(n)`` leaves over the same vectors (the gallery's templates at unit
+  length on its principal axes, as the other two hold them), anisotropic-hashing scores (4-bit
+  codes of 2 dimensions each) and the best ``R`` rescored on the float vectors, at several shares
+  of leaves searched and several ``R``.
 
-Each setting asks for the 64 nearest templates of every probe, one query at a time on one thread, in
-a block; the blocks run twice, the second time in the reverse order, so that drift hits all of them.
-Reported: p50 / p95 ms over both blocks, and how often the exact nearest template (full templates)
-is among the 64. The settings are swept on the tuning probes and on the reported ones (see
-``gallery_scale.probes``): read the setting off the tuning column, its figures off the other.
+Each setting asks for the 64 nearest templates of every probe, one query at a time (on one thread
+but for the IVF rows marked two), in a block; the blocks run twice, the second time in the reverse
+order, so that drift hits all of them. Reported: p50 / p95 ms over both blocks, and how often the
+exact nearest template (full templates) is among the 64. The settings are swept on the tuning
+probes and on the reported ones (see ``gallery_scale.probes``): read the setting off the tuning
+column, its figures off the other.
 Also measured for ScaNN: build time (both cores), one new person's 2 templates upserted and
 deleted, and saving and loading the searcher.
 
@@ -39,6 +45,7 @@ from gallery_scale import OUT, gallery_path, ms, nearest_templates, probes
 
 K = 64  # templates the gallery asks for
 LISTS = (128, 192, 256, 384)  # hnswlib's search lists
+SHARES = (0.1, 0.2, 0.3, 0.4)  # the IVF's shares of lists scanned
 #: ScaNN: (share of the tree's leaves searched, candidates rescored on the float vectors)
 SCANN = ((0.05, 256), (0.10, 256), (0.10, 512), (0.15, 512), (0.20, 512), (0.20, 1024), (0.30, 1024))
 
@@ -47,10 +54,7 @@ class Scann:
     """A ScaNN searcher over ``vectors`` labelled by template ``ids``."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        try:
-            import scann
-        except ImportError:
-            raise SystemExit("this bench compares against ScaNN: pip install scann") from None
+        import scann
 
         self.leaves = max(16, round(2 * np.sqrt(len(ids))))
         builder = (
@@ -98,29 +102,58 @@ class Scann:
         return out
 
 
-def frontier(n: int, n_probes: int) -> dict:
-    from facegate.gallery import Gallery
+def _threads(n: int, search):
+    """``search`` on ``n`` threads of the IVF's list scan."""
+    from facegate.gallery import ivf
 
+    def run(q):
+        keep, ivf.SEARCH_THREADS = ivf.SEARCH_THREADS, n
+        try:
+            return search(q)
+        finally:
+            ivf.SEARCH_THREADS = keep
+
+    return run
+
+
+def frontier(n: int, n_probes: int) -> dict:
+    import importlib.util
+
+    from facegate.gallery import Gallery
+    from facegate.gallery.ann import AnnSearch
+
+    g = Gallery(gallery_path(n), index="exact", normalise=False)
+    ids, owners, matrix, _ = g.store.load_templates()
+    opened = (g.store.identity(), g._people_version, ids, owners, matrix, False)
     start = time.perf_counter()
-    g = Gallery(gallery_path(n), index="ann", normalise=False)
-    ann = g.ann
-    out: dict = {"templates": n, "graph": ann.origin, "graph_open_s": round(time.perf_counter() - start, 1)}
-    ids, _, matrix, _ = g.store.load_templates()
-    held = ann._prepare(matrix)  # what the graph holds: unit length, on the principal axes
+    ann = AnnSearch.open(None, *opened, "ivf")
+    out: dict = {"templates": n, "ivf_build_s": round(time.perf_counter() - start, 1), "ivf_lists": ann.graph.lists}
     start = time.perf_counter()
-    other = Scann(ids, held)
-    out["scann_build_s"] = round(time.perf_counter() - start, 1)
-    out["scann_leaves"] = other.leaves
-    rng = np.random.default_rng(3)
-    newcomer = rng.standard_normal((2, matrix.shape[1])).astype(np.float32)
-    out.update(other.upkeep(ann._prepare(newcomer)))
+    graph = AnnSearch.open(f"{gallery_path(n)}.hnsw", *opened, "hnsw")
+    out.update({"graph": graph.origin, "graph_open_s": round(time.perf_counter() - start, 1)})
     searches = {
-        **{f"hnswlib list {ef}": (lambda q, ef=ef: ann.nearest(q, K, ef=ef)) for ef in LISTS},
         **{
-            f"scann {s:.0%} of leaves, {r} rescored": (lambda q, s=s, r=r: other.search(ann._prepare(q)[0], K, s, r))
-            for s, r in SCANN
+            f"faiss IVF {s:.0%} of lists, {t} thread{'s' * (t > 1)}": _threads(t, lambda q, s=s: ann.nearest(q, K, s))
+            for s in SHARES
+            for t in (2, 1)
         },
+        **{f"hnswlib list {ef}": (lambda q, ef=ef: graph.nearest(q, K, ef)) for ef in LISTS},
     }
+    if importlib.util.find_spec("scann") is not None:
+        held = ann._prepare(matrix)  # what the indexes hold: unit length, on the principal axes
+        start = time.perf_counter()
+        other = Scann(ids, held)
+        out["scann_build_s"] = round(time.perf_counter() - start, 1)
+        out["scann_leaves"] = other.leaves
+        rng = np.random.default_rng(3)
+        newcomer = rng.standard_normal((2, matrix.shape[1])).astype(np.float32)
+        out.update(other.upkeep(ann._prepare(newcomer)))
+        for s, r in SCANN:
+            searches[f"scann {s:.0%} of leaves, {r} rescored"] = lambda q, s=s, r=r: other.search(
+                ann._prepare(q)[0], K, s, r
+            )
+    else:
+        print("ScaNN is not installed (pip install scann): compared without it", flush=True)
     out["rows"] = []
     for probe_set, tuning in (("tuning", True), ("reported", False)):
         queries = probes(n_probes, tuning=tuning)[0].astype(np.float32)

@@ -1,4 +1,4 @@
-"""Search at 10k, 100k and 1M templates: exact search against the in-process graph.
+"""Search at 10k, 100k and 1M templates: exact search against the in-process index.
 
 Each gallery is a real SQLite gallery (``bench/out/scale/gallery_<n>.sqlite``, built
 once and reused) of the default model's templates: LFW View 1 people enrolled from
@@ -10,7 +10,7 @@ templates. The probes are real photos: the other photos of the enrolled LFW peop
 For each size and search (``exact``, ``ann``), in a fresh process (so memory does
 not mix):
 
-- open: reading the templates and, for ``ann``, building the graph (first open) or
+- open: reading the templates and, for ``ann``, building the index (first open) or
   loading it (later opens; both are reported);
 - query p50 / p95 of ``identify_embedding`` (the whole decision: candidates, exact
   fused distances, cohort normalisation, open-set threshold), one probe at a time;
@@ -19,7 +19,7 @@ not mix):
   distances and, where exact search's cohort statistics are affordable (up to
   100k), for the default normalised scores;
 - memory: peak RSS of the process minus a process that only imported facegate,
-  and the graph's files;
+  and the index's files;
 - enrol one more: ``add_embeddings`` of a new person with 2 templates, then its removal.
 
 Writes ``bench/out/gallery_scale.json`` and ``bench/out/gallery_scale.png`` (``--out``'s name; latency
@@ -170,7 +170,9 @@ def measure(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = F
     out["open_s"] = round(time.perf_counter() - start, 2)
     if search == "ann":
         out["graph"] = g.ann.origin
-        out["graph_huge_pages_mb"] = round(max(g.ann.graph.memory.advised, g.ann.graph.memory.collapsed) / 2**20)
+        memory = getattr(g.ann.graph, "memory", None)  # the graph's huge pages (hnsw)
+        out["index"] = g.ann.kind
+        out["graph_huge_pages_mb"] = round(max(memory.advised, memory.collapsed) / 2**20) if memory else 0
         out["graph_mb"] = round(sum(p.stat().st_size for p in path.parent.glob(path.name + ".ann.*")) / 2**20)
     out["people"] = len(g)
     g.identify_embedding(queries[0])
@@ -214,9 +216,13 @@ def nearest_templates(ann, ids: np.ndarray, matrix: np.ndarray, queries: np.ndar
     return np.array([ids[np.argmin(sq - 2 * unit @ q)] for q in ann._normalised(queries)])
 
 
+#: the efforts the sweep tries, by index: the share of the lists scanned (ivf), the search list (hnsw)
+EFFORTS = {"ivf": (0.05, 0.1, 0.15, 0.2, 0.3), "hnsw": (64, 128, 192, 256, 512)}
+
+
 def ef_sweep(g, queries: np.ndarray) -> list[dict]:
-    """The graph alone, on the tuning probes, for search lists of several lengths (64 templates
-    asked for, as the gallery does; a list shorter than 64 is 64): how often the exact nearest
+    """The index alone, on the tuning probes, for several efforts (:data:`EFFORTS`; 64 templates
+    asked for, as the gallery does; an hnsw list shorter than 64 is 64): how often the exact nearest
     template is among the 64 it finds (``nearest_found``: the gallery scores its owner exactly,
     so it is then the answer; the graph's own order is on projected templates and its first
     answer need not be the nearest), how often the exact nearest person (plain distances) owns
@@ -230,18 +236,18 @@ def ef_sweep(g, queries: np.ndarray) -> list[dict]:
     index = g._index
     person = np.array([index.people[np.argmin(index.person_distances(q))] for q in queries])
     rows = []
-    for ef in (64, 128, 192, 256, 512):
+    for ef in EFFORTS[ann.kind]:
         times, first, held = [], [], []
         for q, who, nearest_template in zip(queries, person, nearest, strict=True):
             t = time.perf_counter()
-            found = ann.nearest(q, 64, ef=ef)
+            found = ann.nearest(q, 64, ef)
             times.append(time.perf_counter() - t)
             first.append(nearest_template in found)
-            held.append(who in ann.owners[np.searchsorted(ann.ids, ann.nearest(q, candidate_count(10), ef=ef))])
+            held.append(who in ann.owners[np.searchsorted(ann.ids, ann.nearest(q, candidate_count(10), ef))])
         p50, p95 = ms(times)
         rows.append(
             {
-                "ef": ef,
+                "effort": ef,
                 "p50_ms": p50,
                 "p95_ms": p95,
                 "nearest_found": float(np.mean(first)),
@@ -270,6 +276,8 @@ def compare_pages(n: int, n_probes: int) -> dict:
 
     path = gallery_path(n)
     header = json.loads(header_path(path).read_text())
+    if not header["library"].startswith("hnswlib"):
+        raise SystemExit(f"no hnswlib graph beside {path.name}: open it once with index='hnsw' (10 minutes at 1M)")
     graph_file = str(path.parent / header["graph"])
     dim = header.get("graph_dim", header["dim"])
     huge = hnswlib.Index(space="l2", dim=dim)
@@ -312,7 +320,7 @@ def compare_projection(n: int, n_probes: int) -> dict:
     from facegate.gallery import Gallery, projection
     from facegate.gallery.ann import AnnSearch, ef_search
 
-    g = Gallery(gallery_path(n), index="ann", normalise=False)
+    g = Gallery(gallery_path(n), index="hnsw", normalise=False)
     if g.ann.projection is None:
         raise SystemExit(f"the graph beside {gallery_path(n).name} holds full templates: run without --reuse-graph")
     ids, owners, matrix, _ = g.store.load_templates()
@@ -321,7 +329,14 @@ def compare_projection(n: int, n_probes: int) -> dict:
     start = time.perf_counter()
     try:
         full = AnnSearch.open(
-            f"{gallery_path(n)}.full", g.store.identity(), g._people_version, ids, owners, matrix, g.ann.normalise
+            f"{gallery_path(n)}.full",
+            g.store.identity(),
+            g._people_version,
+            ids,
+            owners,
+            matrix,
+            g.ann.normalise,
+            "hnsw",
         )
     finally:
         projection.MIN_TEMPLATES = keep
@@ -336,7 +351,7 @@ def compare_projection(n: int, n_probes: int) -> dict:
         for i, (q, best) in enumerate(zip(queries, nearest, strict=True)):
             for name, ann in sorted(graphs.items(), reverse=bool(i % 2)):
                 t = time.perf_counter()
-                got = ann.nearest(q, 64, ef=ef)
+                got = ann.nearest(q, 64, ef)
                 times[name].append(time.perf_counter() - t)
                 found[name].append(best in got)
         ratio = np.array(times["full"]) / np.array(times["projected"])
@@ -558,7 +573,7 @@ def main() -> None:
     if sweeps:
         print("\nThe graph alone: the exact nearest template is among the 64 it finds / the exact nearest person")
         print("owns one of the 100 templates it finds (p50 ms of 64 asked)")
-        print("\n| templates | " + " | ".join(f"ef {e['ef']}" for e in sweeps[0]["ef_sweep"]) + " |")
+        print("\n| templates | " + " | ".join(f"{e.get('effort', e.get('ef'))}" for e in sweeps[0]["ef_sweep"]) + " |")
         print("|---:|" + "---:|" * len(sweeps[0]["ef_sweep"]))
         for r in sweeps:
             cells = [
