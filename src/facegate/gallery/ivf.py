@@ -39,7 +39,7 @@ import numpy as np
 #: share of the lists a search scans, by index size (from that many templates on), chosen on
 #: bench/gallery_scale.py's tuning probes with a margin: k-means trained on other draws moved the
 #: share of probes whose exact nearest template was found by up to 2 points (at 1M and a share of
-#: 0.2: 0.980-0.998 over six trainings; 0.3 found it for 0.998). A search at 10k templates costs
+#: 0.2: 0.980-0.998 over nine trainings; at 0.3, 0.995-0.998 over four). A search at 10k templates costs
 #: about the same at any share (0.2 ms), so small indexes scan half their lists
 PROBE_SHARE: dict[int, float] = {0: 0.5, 50_000: 0.4, 300_000: 0.3}
 #: how many of the codes' best candidates are ranked on the float vectors (or the templates asked
