@@ -81,6 +81,7 @@ class IvfIndex:
         self._vectors = np.zeros((max(capacity, 16), dim), np.float32)
         self._row_id = np.full(len(self._vectors), -1, np.int64)  # template id of each row, -1: dead or unused
         self._rows = 0  # rows used
+        self._live = 0  # rows used and not dead (counted: a search asks for it)
         self._row_of = np.zeros(0, np.int64)  # row of each template id (-1: none)
         self._lists = None  # the faiss index over rows [0, _listed), or None: score every row
         self._listed = 0
@@ -98,7 +99,7 @@ class IvfIndex:
 
     @property
     def live(self) -> int:
-        return int(np.count_nonzero(self._row_id[: self._rows] >= 0))
+        return self._live
 
     @property
     def deleted(self) -> np.ndarray:
@@ -129,7 +130,7 @@ class IvfIndex:
             self._row_of = np.r_[self._row_of, np.full(int(ids.max()) + 1 - len(self._row_of), -1, np.int64)]
         self._row_of[ids] = np.arange(start, end)
         self._rows = end
-        live = self.live
+        self._live = live = self._live + len(ids)
         if live >= MIN_TRAIN and (self._lists is None or live >= GROWTH * self._trained_at):
             self._train(threads)
         elif self._lists is not None:
@@ -140,13 +141,14 @@ class IvfIndex:
         self.add(ids, vectors)
 
     def remove(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, np.int64)
+        ids = np.unique(np.asarray(ids, np.int64))
         ids = ids[(ids >= 0) & (ids < len(self._row_of))]
         rows = self._row_of[ids]
         rows = rows[rows >= 0]
         self._row_id[rows] = -1
         self._row_of[ids] = -1
-        dead = self._rows - self.live
+        self._live -= len(rows)
+        dead = self._rows - self._live
         if self._lists is not None and dead >= DEAD_SHARE * max(self._rows, 1):
             self._compact()
 
@@ -214,7 +216,8 @@ class IvfIndex:
             lists.implem = SPLIT_LISTS if SEARCH_THREADS > 1 else 0
             rows = lists.search(q, max(POOL, k))[1][0]
             rows = rows[rows >= 0]
-            rows = rows[self._row_id[rows] >= 0]
+            if self._live < self._rows:  # dead rows are still in the lists
+                rows = rows[self._row_id[rows] >= 0]
         diff = self._vectors[rows] - q
         distances = np.einsum("ij,ij->i", diff, diff)
         if len(rows) > k:
@@ -253,6 +256,7 @@ class IvfIndex:
             index._vectors[: len(ids)] = vectors
             index._row_id[: len(ids)] = ids
             index._rows = len(ids)
+            index._live = int(np.count_nonzero(ids >= 0))
             held = ids[ids >= 0]
             index._row_of = np.full(int(held.max()) + 1 if len(held) else 0, -1, np.int64)
             index._row_of[held] = np.flatnonzero(ids >= 0)
