@@ -106,6 +106,7 @@ def test_splitting_the_lists_between_threads_gives_the_same_answers(monkeypatch)
     queries = vectors(30, 9)
     monkeypatch.setattr(ivf, "PROBE_SHARE", {0: 0.3})
     monkeypatch.setattr(ivf, "SEARCH_THREADS", 2)
+    monkeypatch.setattr(ivf, "SPLIT_FROM", 0)
     split = [index.search(q, 10).tolist() for q in queries]
     monkeypatch.setattr(ivf, "SEARCH_THREADS", 1)
     assert [index.search(q, 10).tolist() for q in queries] == split

@@ -54,8 +54,12 @@ GROWTH = 4
 TRAIN_PER_LIST = 256
 #: the lists are re-filled from the live rows when this share of the rows is dead
 DEAD_SHARE = 0.25
-#: threads scanning the lists of one search (faiss splits the lists between them)
+#: threads scanning the lists of one search (faiss splits the lists between them), from
+#: :data:`SPLIT_FROM` templates scanned on: bench/index_ab.py at 1M (300k scanned) took 0.77-0.81 ms
+#: on two threads against 0.99-1.07 on one; at 100k (40k scanned) one thread was faster (0.26 ms
+#: against 0.32: waking the second costs more than it saves)
 SEARCH_THREADS = min(2, os.cpu_count() or 1)
+SPLIT_FROM = 100_000
 #: faiss's fast-scan search that splits one query's lists between threads (``implem`` 15 of
 #: ``IndexIVFFastScan``); the automatic choice parallelises over queries, and a gallery asks one
 SPLIT_LISTS = 15
@@ -211,9 +215,11 @@ class IvfIndex:
             rows = np.flatnonzero(self._row_id[: self._rows] >= 0)
         else:
             lists = self._lists
-            lists.nprobe = max(1, math.ceil((effort if effort is not None else probe_share(self.live)) * lists.nlist))
-            faiss.omp_set_num_threads(SEARCH_THREADS)
-            lists.implem = SPLIT_LISTS if SEARCH_THREADS > 1 else 0
+            share = effort if effort is not None else probe_share(self._live)
+            lists.nprobe = max(1, math.ceil(share * lists.nlist))
+            threads = SEARCH_THREADS if share * self._rows >= SPLIT_FROM else 1
+            faiss.omp_set_num_threads(threads)
+            lists.implem = SPLIT_LISTS if threads > 1 else 0
             rows = lists.search(q, max(POOL, k))[1][0]
             rows = rows[rows >= 0]
             if self._live < self._rows:  # dead rows are still in the lists
