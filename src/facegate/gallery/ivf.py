@@ -12,9 +12,10 @@ Why this and not hnswlib's graph (:class:`~facegate.gallery.ann.HnswGraph`, ``in
 ``bench/ann_frontier.py`` and the README's "Large galleries"): at 1M templates it builds in
 5 s where the graph took 10 minutes, opens in seconds where the graph took 12-45 s, its
 files are 355 MB against 612, and faiss-cpu ships wheels where hnswlib needs a compiler.
-Its search alone, on two threads, is 1.3-1.5 times faster than the graph's at the same
-recall (0.990 of the reported probes' nearest templates in 0.80 ms, against 0.983 in
-1.21 ms), but inside a whole identification the two took the same time (1.7-2.2 ms).
+Its search alone, on two threads, is 1.3-1.9 times faster than the graph's at the same
+recall, and a whole identification at 1M took 1.19-1.40 ms against the graph's 1.55-2.03
+(``bench/index_ab.py``), finding exact search's best person for 0.995 of the probes
+against 0.980.
 
 Changes without a full rebuild:
 
