@@ -89,6 +89,7 @@ class IvfIndex:
         self._live = 0  # rows used and not dead (counted: a search asks for it)
         self._row_of = np.zeros(0, np.int64)  # row of each template id (-1: none)
         self._lists = None  # the faiss index over rows [0, _listed), or None: score every row
+        self._setting = (0, 0)  # the lists' nprobe and implem as last set
         self._listed = 0
         self._trained_at = 0
 
@@ -177,7 +178,7 @@ class IvfIndex:
         lists.by_residual = False  # one lookup table per query, not per list: as accurate here, faster
         faiss.omp_set_num_threads(max(threads, 1))
         lists.train(sample)
-        self._lists, self._listed, self._trained_at = lists, 0, self._rows
+        self._lists, self._listed, self._trained_at, self._setting = lists, 0, self._rows, (0, 0)
         self._list(threads)
 
     def _list(self, threads: int) -> None:
@@ -211,22 +212,27 @@ class IvfIndex:
         the candidates). ``effort``: the share of the lists scanned, else :func:`probe_share`'s."""
         import faiss
 
-        q = np.asarray(query, np.float32).reshape(1, self.dim)
+        q = np.ascontiguousarray(query, np.float32).reshape(1, self.dim)
         if self._lists is None:
             rows = np.flatnonzero(self._row_id[: self._rows] >= 0)
         else:
             lists = self._lists
             share = effort if effort is not None else probe_share(self._live)
-            lists.nprobe = max(1, math.ceil(share * lists.nlist))
             threads = SEARCH_THREADS if share * self._rows >= SPLIT_FROM else 1
+            setting = (max(1, math.ceil(share * lists.nlist)), SPLIT_LISTS if threads > 1 else 0)
+            if setting != self._setting:  # set through SWIG only when it changes
+                lists.nprobe, lists.implem = self._setting = setting
             faiss.omp_set_num_threads(threads)
-            lists.implem = SPLIT_LISTS if threads > 1 else 0
             rows = lists.search(q, max(POOL, k))[1][0]
             rows = rows[rows >= 0]
             if self._live < self._rows:  # dead rows are still in the lists
                 rows = rows[self._row_id[rows] >= 0]
-        diff = self._vectors[rows] - q
-        distances = np.einsum("ij,ij->i", diff, diff)
+        # squared distances to the candidates' vectors, read in place (no gathered copy)
+        distances = np.empty(len(rows), np.float32)
+        if len(rows):
+            rows = np.ascontiguousarray(rows, np.int64)
+            ptr = faiss.swig_ptr
+            faiss.fvec_L2sqr_by_idx(ptr(distances), ptr(q), ptr(self._vectors), ptr(rows), self.dim, 1, len(rows))
         if len(rows) > k:
             part = np.argpartition(distances, k - 1)[:k]
             rows, distances = rows[part], distances[part]
