@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gallery_scale import OUT, gallery_path, ms, nearest_templates, probes
+from gallery_scale import OUT, gallery_path, kept_graph, ms, nearest_templates, probes
 
 K = 64  # templates the gallery asks for
 LISTS = (128, 192, 256, 384)  # hnswlib's search lists
@@ -124,13 +124,11 @@ def frontier(n: int, n_probes: int) -> dict:
 
     g = Gallery(gallery_path(n), index="exact", normalise=False)
     ids, owners, matrix, _ = g.store.load_templates()
-    opened = (g.store.identity(), g._people_version, ids, owners, matrix, False)
     start = time.perf_counter()
-    ann = AnnSearch.open(None, *opened, "ivf")
+    ann = AnnSearch.open(None, g.store.identity(), g._people_version, ids, owners, matrix, False, "ivf")
     out: dict = {"templates": n, "ivf_build_s": round(time.perf_counter() - start, 1), "ivf_lists": ann.graph.lists}
-    start = time.perf_counter()
-    graph = AnnSearch.open(f"{gallery_path(n)}.hnsw", *opened, "hnsw")
-    out.update({"graph": graph.origin, "graph_open_s": round(time.perf_counter() - start, 1)})
+    graph, opened = kept_graph(n, g, ids, owners, matrix)
+    out.update(opened)
     searches = {
         **{
             f"faiss IVF {s:.0%} of lists, {t} thread{'s' * (t > 1)}": _threads(t, lambda q, s=s: ann.nearest(q, K, s))

@@ -29,21 +29,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gallery_scale import OUT, gallery_path, ms, probes
+from gallery_scale import OUT, gallery_path, kept_graph, ms, probes
 
 
 def compare(n: int, n_probes: int) -> dict:
     from facegate.gallery import Gallery, ivf
-    from facegate.gallery.ann import AnnSearch, candidate_count
+    from facegate.gallery.ann import candidate_count
 
     g = Gallery(gallery_path(n), index="ivf", normalise=False)
     assert g.search_kind == "ann"  # opens the index
     ids, owners, matrix, _ = g.store.load_templates()
-    start = time.perf_counter()
-    graph = AnnSearch.open(
-        f"{gallery_path(n)}.hnsw", g.store.identity(), g._people_version, ids, owners, matrix, False, "hnsw"
-    )
-    out: dict = {"templates": n, "graph": graph.origin, "graph_open_s": round(time.perf_counter() - start, 1)}
+    graph, opened = kept_graph(n, g, ids, owners, matrix)
+    out: dict = {"templates": n, **opened}
     arms = {"ivf": (g._ann, ivf.SEARCH_THREADS), "ivf, 1 thread": (g._ann, 1), "hnsw": (graph, ivf.SEARCH_THREADS)}
     queries = probes(n_probes)[0].astype(np.float32)
     index = g._index

@@ -21,7 +21,7 @@ def vectors(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
 
 
-def exact_nearest(index: IvfIndex, ids: np.ndarray, x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
+def exact_nearest(ids: np.ndarray, x: np.ndarray, q: np.ndarray, k: int) -> list[int]:
     d = ((x - q) ** 2).sum(1)
     return ids[np.argsort(d, kind="stable")[:k]].tolist()
 
@@ -43,7 +43,7 @@ def test_below_min_train_every_vector_is_scored():
     x, ids = vectors(500, 0), np.arange(10, 510)
     index.add(ids, x)
     assert index.lists == 0
-    assert index.search(x[7], 5).tolist() == exact_nearest(index, ids, x, x[7], 5)
+    assert index.search(x[7], 5).tolist() == exact_nearest(ids, x, x[7], 5)
 
 
 @pytest.mark.usefixtures("whole")
@@ -123,7 +123,7 @@ def test_the_answer_is_exact_when_every_list_is_scanned_and_every_template_ranke
         x, ids = vectors(n, seed), np.arange(5, 5 + n)
         index.add(ids, x)
         q = vectors(1, seed + 1)[0]
-        assert index.search(q, k).tolist() == exact_nearest(index, ids, x, q, k)
+        assert index.search(q, k).tolist() == exact_nearest(ids, x, q, k)
     finally:
         ivf.MIN_TRAIN, ivf.PROBE_SHARE = real
 
