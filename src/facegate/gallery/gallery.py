@@ -532,8 +532,9 @@ class Gallery:
                 mine = self._index.row_of(claimed)
                 rows = rows if mine in rows else np.r_[rows, mine]
             stats = self._stats_of(rows) if scoring is self.scoring else None
-            scores = scoring.score(self._index.person_distances_of(embedding, rows), probe, stats)
-            top = self._index.nearest_of(embedding, top_k, rows, scores)
+            distances = self._index.distances_of(embedding, rows)  # exact, float64
+            scores = scoring.score(distances, probe, stats)
+            top = self._index.nearest_of(top_k, rows, scores, distances)
             by_row = dict(zip(rows.tolist(), scores.tolist(), strict=True))
             score_of = lambda person: float(by_row[self._index.row_of(person)])  # noqa: E731
         candidates = [Candidate(n, round(d, 6), round(score, 6)) for _, n, d, score in top]

@@ -38,11 +38,10 @@ class TemplateIndex:
 
     def _group(self, starts: np.ndarray) -> None:
         """The people of :attr:`owners` (sorted), whose templates start at rows ``starts``: their ids,
-        where each one's templates end, how many they have, and each one's row by person id."""
+        how many templates each one has, and each one's row by person id."""
         self._starts = starts
         self._people = self.owners[starts]
-        self._ends = np.r_[starts[1:], len(self.owners)].astype(int)
-        self.counts = (self._ends - self._starts).astype(int)
+        self.counts = (np.r_[starts[1:], len(self.owners)] - starts).astype(int)
         self._row_by_person = id_table(self._people, np.arange(len(self._people)))
 
     def __len__(self) -> int:
@@ -105,60 +104,51 @@ class TemplateIndex:
         k = min(k, len(ranking))
         top = np.argpartition(ranking, k - 1)[:k]
         top = top[np.argsort(ranking[top], kind="stable")]
-        return self._named(query, top, ranking[top])
+        return self.nearest_of(k, top, ranking[top], self.distances_of(query, top))
 
     def rows_of(self, people: np.ndarray) -> np.ndarray:
         """The rows (in :attr:`people` order) of the given person ids that are enrolled, in the given order."""
         return known(self._row_by_person, np.asarray(people, np.int64)).astype(int)
 
-    def person_distances_of(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """The fused distances of the people at ``rows`` only (as :meth:`person_distances` computes them)."""
+    def distances_of(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The exact fused distances of the people at ``rows`` only, in float64, each difference
+        taken (:meth:`person_distances` computes every person's in float32, from precomputed
+        norms): a search's candidates are ranked on these and report them."""
         rows = np.asarray(rows, int)
         if self._distances is None or not len(rows):
             return np.zeros(0)
-        return self._fused_of(np.asarray(query, np.float32), rows, exact=False)
-
-    def _fused_of(self, query: np.ndarray, rows: np.ndarray, exact: bool) -> np.ndarray:
-        """The fused distances of the people at ``rows``: as :meth:`person_distances` computes them
-        (float32), or ``exact`` (float64, each difference taken)."""
-
-        def measure(vectors: np.ndarray) -> np.ndarray:
-            return self.metric(query, vectors.astype(np.float64)) if exact else self.metric.prepare(vectors)(query)
-
-        closest = to_mean = None
+        vectors, templates = [], 0  # the people's templates (with "min"), then their means: one metric call
         if self.fusion != "mean":
-            starts, ends = self._starts[rows], self._ends[rows]
-            sizes = ends - starts
+            starts, sizes = self._starts[rows], self.counts[rows]
             offsets = np.cumsum(sizes) - sizes
-            take = np.repeat(starts - offsets, sizes) + np.arange(offsets[-1] + sizes[-1])
-            closest = np.minimum.reduceat(measure(self.matrix[take]), offsets)
+            templates = int(offsets[-1] + sizes[-1])
+            vectors.append(self.matrix[np.repeat(starts - offsets, sizes) + np.arange(templates)])
         if self.fusion != "min":
-            to_mean = measure(self.means[rows])
+            vectors.append(self.means[rows])
+        stacked = vectors[0] if len(vectors) == 1 else np.concatenate(vectors)
+        d = self.metric(np.asarray(query, np.float64), stacked.astype(np.float64))
+        closest = np.minimum.reduceat(d[:templates], offsets) if templates else None
+        to_mean = d[templates:] if self.fusion != "min" else None
         return fuse(self.fusion, closest, to_mean)
 
     def nearest_of(
-        self, query: np.ndarray, k: int, rows: np.ndarray, scores: np.ndarray
+        self, k: int, rows: np.ndarray, scores: np.ndarray, distances: np.ndarray
     ) -> list[tuple[int, str, float, float]]:
-        """:meth:`nearest` among the people at ``rows`` only, ranked by their ``scores``."""
+        """:meth:`nearest` among the people at ``rows`` only, ranked by their ``scores``, with their
+        exact fused ``distances`` (:meth:`distances_of`)."""
         if self._distances is None or k <= 0 or not len(rows):
             return []
         scores = np.asarray(scores)
         top = np.argsort(scores, kind="stable")[:k]
-        return self._named(query, np.asarray(rows, int)[top], scores[top])
-
-    def _named(self, query: np.ndarray, rows: np.ndarray, ranking: np.ndarray) -> list[tuple[int, str, float, float]]:
-        """(person id, name, exact fused distance in float64, ranking value) of the people at ``rows``."""
-        exact = self._fused_of(np.asarray(query, np.float64), rows, exact=True)
-        people = self._people[rows].tolist()
+        people = self._people[np.asarray(rows, int)[top]].tolist()
         return [
-            (p, self.names[p], float(d), float(r))
-            for p, d, r in zip(people, exact.tolist(), ranking.tolist(), strict=True)
+            (p, self.names[p], d, r)
+            for p, d, r in zip(people, np.asarray(distances)[top].tolist(), scores[top].tolist(), strict=True)
         ]
 
     def exact_distance(self, query: np.ndarray, person: int) -> float:
         """Fused distance (float64) from ``query`` to the templates of ``person``."""
-        rows = np.array([self.row_of(person)])
-        return float(self._fused_of(np.asarray(query, np.float64), rows, exact=True)[0])
+        return float(self.distances_of(query, np.array([self.row_of(person)]))[0])
 
     def row_of(self, person: int) -> int:
         """The position of ``person`` in :attr:`people` order."""
