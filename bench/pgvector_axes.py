@@ -37,7 +37,7 @@ from facegate.gallery.projection import Projection
 from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PostgresStore
 
 OUT = Path(__file__).resolve().parent / "out"
-ASKED = 100  # templates a top-10 identification asks for (candidate_templates(10))
+ASKED = 100  # templates a top-10 identification asks for (ann.candidate_count(10))
 
 
 def text_vectors(matrix: np.ndarray) -> list[str]:

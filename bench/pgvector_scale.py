@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embeddings_synth import synthetic_gallery
 
+from facegate.gallery.ann import candidate_count
 from facegate.gallery.pg_embedded import temporary_server
 from facegate.gallery.store import NewTemplate
 from facegate.gallery.store_postgres import (
@@ -57,7 +58,6 @@ from facegate.gallery.store_postgres import (
     HNSW_M,
     PgSearcher,
     PostgresStore,
-    candidate_templates,
 )
 
 OUT = Path(__file__).resolve().parent / "out" / "pgvector_scale.json"
@@ -235,10 +235,10 @@ def run_size(
                 "recall_at_1": round(r1, 4),
                 "recall_at_10": round(r10, 4),
                 # the exact nearest template's person among the candidate people (owners of the
-                # candidate_templates nearest templates) that the gallery re-ranks exactly: its top-1 then
+                # candidate_count(10) nearest templates) that the gallery re-ranks exactly: its top-1 then
                 # equals exact search's
                 "person_recall_at_1_after_rerank": round(person_r1, 4),
-                "candidate_templates": candidate_templates(10),
+                "candidate_templates": candidate_count(10),
                 "candidates_p50_ms": round(float(np.percentile(np.array(people_times) * 1000, 50)), 3),
             }
         )

@@ -235,13 +235,13 @@ def _graph_file(path: Path) -> Path:
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        ("missing", "no graph beside the gallery"),
-        ("header", "the graph's header is damaged"),
-        ("overwritten", "the graph's graph file is damaged (size or checksum differs)"),
-        ("truncated", "the graph's graph file is damaged (size or checksum differs)"),
-        ("ids gone", "the graph's ids file is missing"),
-        ("other gallery", "the graph beside the gallery belongs to another gallery"),
-        ("other parameters", "the graph was built with other parameters (links, build list)"),
+        ("missing", "no index beside the gallery"),
+        ("header", "the index's header is damaged"),
+        ("overwritten", "the index's data file is damaged (size or checksum differs)"),
+        ("truncated", "the index's data file is damaged (size or checksum differs)"),
+        ("ids gone", "the index's ids file is missing"),
+        ("other gallery", "the index beside the gallery belongs to another gallery"),
+        ("other parameters", "the index was built with other parameters"),
     ],
 )
 def test_a_missing_or_damaged_graph_is_rebuilt(small, tmp_path, damage, reason):

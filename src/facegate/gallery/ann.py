@@ -84,6 +84,8 @@ def ef_search(templates: int) -> int:
 SAVE_EVERY = 10_000
 #: format of the files beside the gallery
 FORMAT = 1
+#: the files beside a gallery, by their header's key, as messages name them
+PARTS = {"graph": "data", "ids": "ids"}
 
 
 def available(kind: str | None = None) -> bool:
@@ -371,36 +373,36 @@ class AnnSearch:
         self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
         self.people_version = people_version
         self.origin = "built"
-        self.reason = self.reason or "no graph beside the gallery"
+        self.reason = self.reason or "no index beside the gallery"
         if self.path is not None:
             self.save()
 
     def _load(self, people_version: int) -> None:
         head = header_path(self.path)  # type: ignore[arg-type]
         if not head.is_file():
-            raise AnnIndexError("no graph beside the gallery")
+            raise AnnIndexError("no index beside the gallery")
         try:
             header = json.loads(head.read_text())
             ok = header["format"] == FORMAT and header["library"] == INDEXES[self.kind].library()
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise AnnIndexError("the graph's header is damaged") from exc
+            raise AnnIndexError("the index's header is damaged") from exc
         if not ok:
-            raise AnnIndexError("the graph was saved in another format or by another library version")
+            raise AnnIndexError("the index was saved in another format or by another library version")
         if header["gallery"] != self.identity:
-            raise AnnIndexError("the graph beside the gallery belongs to another gallery")
+            raise AnnIndexError("the index beside the gallery belongs to another gallery")
         if header["dim"] != self.dim or header["normalise"] != self.normalise:
-            raise AnnIndexError("the graph was built for another metric or size of embedding")
+            raise AnnIndexError("the index was built for another metric or size of embedding")
         if header.get("params") != INDEXES[self.kind].params():
-            raise AnnIndexError("the graph was built with other parameters (links, build list)")
+            raise AnnIndexError("the index was built with other parameters")
         folder = head.parent
         files = {}
         for part in ("graph", "ids"):
             name = header.get(part)
             file = folder / str(name)
             if not name or "/" in str(name) or not file.is_file():
-                raise AnnIndexError(f"the graph's {part} file is missing")
+                raise AnnIndexError(f"the index's {PARTS[part]} file is missing")
             if file.stat().st_size != header[f"{part}_size"] or _crc(file) != header[f"{part}_crc"]:
-                raise AnnIndexError(f"the graph's {part} file is damaged (size or checksum differs)")
+                raise AnnIndexError(f"the index's {PARTS[part]} file is damaged (size or checksum differs)")
             files[part] = file
         with np.load(files["ids"], allow_pickle=False) as saved:
             ids, deleted = saved["ids"].astype(np.int64), saved["deleted"].astype(np.int64)
@@ -411,9 +413,9 @@ class AnnSearch:
             try:
                 self.projection = Projection.from_arrays(saved)
             except ValueError as exc:
-                raise AnnIndexError(f"the graph's {exc}") from exc
+                raise AnnIndexError(f"the index's {exc}") from exc
         if self.projection is not None and self.projection.axes.shape[0] != self.dim:
-            raise AnnIndexError("the graph's projection is for another size of embedding")
+            raise AnnIndexError("the index's projection is for another size of embedding")
         self.graph = INDEXES[self.kind].load(files["graph"], self.graph_dim, len(self.ids), deleted)
         self.people_version = int(header["people_version"])
         self._header = header

@@ -54,6 +54,7 @@ from facegate.errors import (
     GalleryError,
     GalleryUnavailableError,
 )
+from facegate.gallery.ann import candidate_count
 from facegate.gallery.audit import Event
 from facegate.gallery.store import (
     BUSY_TIMEOUT_MS,
@@ -665,17 +666,13 @@ class PgSearcher:
         return [(int(t), int(p)) for t, p in rows]
 
     def candidates(self, query: np.ndarray, k: int) -> list[int]:
-        """The people owning the :func:`candidate_templates` nearest templates, nearest first, each once (at
-        least ``k`` where the gallery has that many, usually more: the gallery scores each exactly)."""
+        """The people owning the :func:`~facegate.gallery.ann.candidate_count` nearest templates (as the
+        in-process index is asked for), nearest first, each once (at least ``k`` where the gallery has
+        that many, usually more: the gallery scores each exactly)."""
         seen: dict[int, None] = {}
-        for _, person in self.templates(query, candidate_templates(k)):
+        for _, person in self.templates(query, candidate_count(k)):
             seen.setdefault(person, None)
         return list(seen)
-
-
-def candidate_templates(k: int) -> int:
-    """How many nearest templates a search for ``k`` people fetches (as the in-process graph does)."""
-    return max(10 * int(k), 64)
 
 
 def _default_metric(model: str) -> str:
