@@ -195,17 +195,19 @@ def test_identify_and_verify_agree_across_backends(tmp_path, postgres_url):
     probes = np.concatenate([centres[:10] + 0.005, rng.random((5, 3))]).astype(np.float32)
     answers = []
     server = new_postgres_gallery(postgres_url)
-    # exact search on each backend, then pgvector's HNSW search (candidates from SQL, scored exactly)
-    for location, index in ((tmp_path / "g.sqlite", "exact"), (server, "exact"), (server, "ann")):
+    # exact search on each backend, then pgvector's HNSW search (candidates from SQL, scored exactly), then the
+    # server's templates searched in this process (faiss's inverted lists)
+    for location, index in ((tmp_path / "g.sqlite", "exact"), (server, "exact"), (server, "ann"), (server, "ivf")):
         with stand_in(location, index=index) as g:
             if index == "exact":
                 g.add_embeddings_bulk(people)
-            assert g.search_kind == index
+            assert g.search_kind == ("exact" if index == "exact" else "ann")
             ids = [r.to_dict() | {"time": 0} for r in (g.identify_embedding(p, top_k=5) for p in probes)]
             checks = [g.verify_embedding(p, f"p{i:02d}").to_dict() | {"time": 0} for i, p in enumerate(probes[:10])]
             answers.append((ids, checks, g.store.load_matrix()[1]))
-    (ids_a, checks_a, matrix_a), (ids_b, checks_b, matrix_b), (ids_c, checks_c, _) = answers
+    (ids_a, checks_a, matrix_a), (ids_b, checks_b, matrix_b), (ids_c, checks_c, _), (ids_d, checks_d, _) = answers
     assert ids_a == ids_b and checks_a == checks_b
+    assert ids_d == ids_c and checks_d == checks_c
     # HNSW's candidates, scored exactly: the same people, distances and decisions. Their scores are their exact
     # distances (float64); exact search ranks every person in float32 from precomputed norms, a few 1e-6 off
     assert without_scores(ids_c) == without_scores(ids_a) and without_scores(checks_c) == without_scores(checks_a)
@@ -214,6 +216,26 @@ def test_identify_and_verify_agree_across_backends(tmp_path, postgres_url):
     assert matrix_a.tobytes() == matrix_b.tobytes()
     assert [r["identity"] for r in ids_a[:10]] == [f"p{i:02d}" for i in range(10)]
     assert all(c["verified"] for c in checks_a)
+
+
+def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url):
+    """``index="ivf"`` (or ``hnsw``) on a PostgreSQL gallery: its templates are searched in this process
+    (in memory only, no files), and another connection's enrolment and removal are taken in."""
+    rng = np.random.default_rng(3)
+    server = new_postgres_gallery(postgres_url)
+    with stand_in(server, index="exact") as writer, stand_in(server, index="ivf") as door:
+        writer.add_embeddings_bulk({f"p{i}": vectors(rng, 2) for i in range(6)})
+        assert door.search_kind == "ann" and door._searcher() is door.ann and door.ann.path is None
+        assert door.ann.graph.live == 12
+        newcomer = vectors(rng, 1)
+        writer.add_embeddings("newcomer", newcomer)
+        assert door.identify_embedding(newcomer[0]).identity == "newcomer"
+        assert door.ann.graph.live == 13 and door.ann.origin == "built"
+        writer.remove("newcomer")
+        assert door.identify_embedding(newcomer[0]).candidates[0].name != "newcomer"
+        assert door.ann.graph.live == 12
+    with stand_in(server, index="ann") as g:  # "ann" on a server: pgvector's search in SQL
+        assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
 
 
 def without_scores(results: list[dict]) -> list[dict]:

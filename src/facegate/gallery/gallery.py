@@ -44,7 +44,7 @@ from facegate.errors import GalleryError, InvalidNameError
 from facegate.gallery.ann import ANN_METRICS, INDEXES, SEARCHES, AnnSearch, Searcher, index_kind, resolve_search
 from facegate.gallery.ann import available as ann_available
 from facegate.gallery.audit import Event, default_source
-from facegate.gallery.backends import open_store, stored_meta
+from facegate.gallery.backends import backend_for, open_store, stored_meta
 from facegate.gallery.index import TemplateIndex
 from facegate.gallery.results import Candidate, EnrollManyReport, EnrollResult, GalleryState, IdentifyResult
 from facegate.gallery.store import GalleryStore, NewTemplate, PersonRecord
@@ -92,6 +92,9 @@ class Gallery:
     default, or ``$FACEGATE_INDEX``) is exact below
     :data:`~facegate.gallery.ann.ANN_MIN_TEMPLATES` templates and the index above.
     ``ann`` is faiss's inverted lists (``ivf``); ``hnsw`` asks hnswlib's graph instead.
+    A PostgreSQL gallery's ``ann`` and ``auto`` search in SQL (pgvector's HNSW index);
+    ``ivf`` and ``hnsw`` read its templates and search them in this process (in memory
+    only, brought up to date when another connection changes people).
     """
 
     def __init__(
@@ -197,14 +200,19 @@ class Gallery:
         return self._ann
 
     def _searcher(self) -> Searcher:
-        """Who finds candidates: the store itself when it can (pgvector), else the in-process graph."""
-        return getattr(self._store, "searcher", None) or self._ann  # type: ignore[return-value]
+        """Who finds candidates: the store itself when it searches (pgvector), else the in-process index."""
+        return self._store_searcher() or self._ann  # type: ignore[return-value]
+
+    def _store_searcher(self) -> Searcher | None:
+        """The store's own search (pgvector's HNSW in SQL), unless ``index`` names an in-process
+        index (``ivf``, ``hnsw``): then a server's templates are searched in this process too."""
+        return None if self.index in INDEXES else getattr(self._store, "searcher", None)
 
     def _reload(self) -> None:
         previous, previous_stats = getattr(self, "_index", None), getattr(self, "_person_stats", None)
         self._version = self._store.data_version()
         self._people_version = self._store.people_version()
-        store_searches = getattr(self._store, "searcher", None) is not None
+        store_searches = self._store_searcher() is not None
         loader = getattr(self._store, "load_templates", None)
         ids = None
         if self.index != "exact" and loader is not None and not store_searches:
@@ -227,9 +235,10 @@ class Gallery:
             self._search = "exact"
         if self._search == "ann" and not store_searches:
             if self._ann is None:
+                local = backend_for(self._store.path).is_file  # a server's index lives in memory only
                 self._ann = AnnSearch.open(
-                    self._store.path,  # a file, or :memory: (no files beside it); a server searches itself
-                    self._store.identity(),
+                    self._store.path if local else None,  # a file, or :memory: (no files beside it)
+                    self._store.identity() if local else "",
                     self._people_version,
                     ids,
                     owners,

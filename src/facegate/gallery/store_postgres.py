@@ -506,15 +506,28 @@ class PostgresStore(SharedStoreCode):
 
     def load_matrix(self) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
         """All templates: (owner person ids, embeddings (n, dim) float32, person names by id)."""
+        return self.load_templates()[1:]
+
+    def load_templates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        """:meth:`load_matrix` with each template's id first, read in one snapshot (a repeatable-read
+        transaction: a person removed meanwhile by another writer is in both reads or neither)."""
         with self.reading() as db:
-            rows = db.raw.execute("SELECT person_id, embedding FROM templates ORDER BY id", binary=True).fetchall()
-            names = dict(db.raw.execute("SELECT id, name FROM people").fetchall())
-        owners = np.array([r[0] for r in rows], dtype=np.int64)
+            if db.in_transaction:  # within a write: its own snapshot
+                return self._templates(db)
+            with db.raw.transaction():
+                db.raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                return self._templates(db)
+
+    def _templates(self, db: PgConnection) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+        sql = "SELECT id, person_id, embedding FROM templates ORDER BY id"
+        rows = db.raw.execute(sql, binary=True).fetchall()
+        names = dict(db.raw.execute("SELECT id, name FROM people").fetchall())
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        owners = np.array([r[1] for r in rows], dtype=np.int64)
         if not rows:
-            return owners, np.zeros((0, self.dim), np.float32), names
-        raw = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), 4 + 4 * self.dim)
-        matrix = raw[:, 4:].copy().view(">f4").astype(np.float32)
-        return owners, matrix, names
+            return ids, owners, np.zeros((0, self.dim), np.float32), names
+        raw = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(len(rows), 4 + 4 * self.dim)
+        return ids, owners, raw[:, 4:].copy().view(">f4").astype(np.float32), names
 
     def export(self) -> tuple[dict[str, str], list[tuple[str, str]], list[tuple]]:
         """Everything ``gallery copy`` moves: meta, people (name, created_at) and templates

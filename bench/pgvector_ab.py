@@ -1,0 +1,183 @@
+"""A whole identification through PostgreSQL + pgvector against the in-process index, on the same
+gallery and probes, in one process.
+
+``bench/pgvector_scale.py`` measures pgvector's search on galleries of its own, queried with held-out
+synthetic templates. This bench asks the 1M target's question on the footing the in-process figures
+stand on: ``bench/gallery_scale.py``'s ``gallery_<n>.sqlite`` (LFW people enrolled from one photo,
+synthetic people up to ``n`` templates) and its real probes (the enrolled people's other photos,
+and strangers), through ``Gallery.identify_embedding`` (candidates, exact fused distances, ranking;
+top 10, plain distances) with:
+
+- ``SQLite, in-process ivf``: the SQLite gallery with its default in-process index (``gallery/ivf.py``);
+- the same people and templates copied into PostgreSQL (binary COPY into facegate's own schema, same
+  person ids and names), searched
+  - ``PostgreSQL, in-process ivf``: in this process (``index="ivf"``: the server's templates read
+    and indexed in memory when the gallery opens; that time is reported);
+  - ``PostgreSQL, pgvector ef_search E``: in SQL through pgvector's HNSW index (``index="ann"``;
+    ``--m``, ``--ef-construction``: the store's are 16 and 64), for each ``--ef-search``.
+
+The server runs from ``--folder`` (kept between runs: the copy and the index are made once for
+each ``n``, ``m`` and ``ef_construction``) with ``pgvector_scale.SERVER``'s settings and, with
+``--huge-pages``, ``huge_pages = on`` (the kernel must hold enough 2 MiB pages: as root,
+``echo 1700 > /proc/sys/vm/nr_hugepages`` for 3 GB of shared buffers). Each arm answers every
+reported probe in a block; the blocks run twice, the second time in the reverse order. Reported:
+p50 / p95 ms, and how often the best person is exact search's (every template scored).
+
+    .venv/bin/python bench/pgvector_ab.py --n 1000000 --ef-search 100,200 --huge-pages
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gallery_scale import OUT, gallery_path, ms, probes
+from pgvector_scale import DIM, MODEL, SERVER, _copy_templates
+
+FOLDER = OUT / "scale" / "pgvector"
+
+
+def _copy_people(conn, names: dict[int, str]) -> None:
+    with conn.cursor().copy("COPY people (id, name, created_at) FROM STDIN") as copy:
+        for person, name in sorted(names.items()):
+            copy.write_row((person, name, "2026-01-01T00:00:00+00:00"))
+
+
+def database(url: str, n: int, m: int, efc: int, sqlite) -> tuple[str, dict]:
+    """The PostgreSQL copy of ``sqlite`` (a store) with its HNSW index: made once, then reused."""
+    import psycopg
+
+    from facegate.gallery.store_postgres import PostgresStore
+
+    name = f"scale_{n}_m{m}_efc{efc}"
+    gallery_url = url.replace("/postgres?", f"/{name}?")
+    with psycopg.connect(url, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            with psycopg.connect(gallery_url) as db:
+                done = db.execute("SELECT value FROM meta WHERE key = 'bench_complete'").fetchone()
+            if done:
+                return gallery_url, json.loads(done[0])
+            admin.execute(f"DROP DATABASE {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    _, owners, matrix, names = sqlite.load_templates()
+    store = PostgresStore(gallery_url, MODEL, DIM)
+    conn = store._conn
+    conn.execute("DROP INDEX templates_embedding_hnsw")  # built after the load, as a bulk import would
+    start = time.perf_counter()
+    with conn.transaction():
+        _copy_people(conn, names)
+        _copy_templates(conn, owners - 1, matrix)  # it numbers people from owners + 1
+    for table in ("people", "templates"):
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+    conn.execute("VACUUM ANALYZE templates")
+    made = {"load_s": round(time.perf_counter() - start, 1)}
+    start = time.perf_counter()
+    conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
+    conn.execute(
+        "CREATE INDEX templates_embedding_hnsw ON templates USING hnsw (embedding vector_l2_ops) "
+        f"WITH (m = {m}, ef_construction = {efc})"
+    )
+    made["build_s"] = round(time.perf_counter() - start, 1)
+    made["index_mb"] = round(conn.execute("SELECT pg_relation_size('templates_embedding_hnsw')").fetchone()[0] / 2**20)
+    with conn.transaction():
+        conn.execute("INSERT INTO meta (key, value) VALUES ('bench_complete', %s)", (json.dumps(made),))
+    conn.execute("CHECKPOINT")  # the server is stopped at once after the run: nothing left to replay
+    store.close()
+    return gallery_url, made
+
+
+def compare(n: int, n_probes: int, ef_values: list[int], m: int, efc: int, huge: bool, folder: Path) -> dict:
+    import psycopg
+
+    from facegate.gallery import Gallery
+    from facegate.gallery.pg_embedded import temporary_server
+
+    local = Gallery(gallery_path(n), index="ivf", normalise=False)
+    assert local.search_kind == "ann"
+    queries = probes(n_probes)[0].astype(np.float32)
+    index = local._index
+    exact = [index.names[index.people[np.argmin(index.person_distances(q))]] for q in queries]
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {**SERVER, "huge_pages": "on" if huge else "off"}
+    with temporary_server(folder, settings, keep=True) as url:
+        gallery_url, made = database(url, n, m, efc, local.store)
+        with psycopg.connect(gallery_url, autocommit=True) as db:
+            db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            db.execute("SELECT pg_prewarm('templates_embedding_hnsw'), pg_prewarm('templates')")
+            server = {
+                "postgresql": db.execute("SHOW server_version").fetchone()[0],
+                "pgvector": db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0],
+                "huge_pages": db.execute("SHOW huge_pages_status").fetchone()[0],
+            }
+        remote = Gallery(gallery_url, index="ann", normalise=False)
+        assert remote.search_kind == "ann" and len(remote._index) == len(index)
+        start = time.perf_counter()
+        beside = Gallery(gallery_url, index="ivf", normalise=False)  # the server's templates, searched here
+        assert beside.search_kind == "ann" and beside.ann.origin == "built"
+        server["in_process_open_s"] = round(time.perf_counter() - start, 1)
+        arms = {"SQLite, in-process ivf": (local, None), "PostgreSQL, in-process ivf": (beside, None)} | {
+            f"PostgreSQL, pgvector ef_search {ef}": (remote, ef) for ef in ef_values
+        }
+        times: dict[str, list[float]] = {a: [] for a in arms}
+        same: dict[str, list[bool]] = {a: [] for a in arms}
+        for round_ in (0, 1):
+            for name in list(arms) if round_ == 0 else list(arms)[::-1]:
+                g, ef = arms[name]
+                if ef is not None:
+                    g.store.searcher.ef_search = ef
+                for q in queries[:20]:  # warm-up
+                    g.identify_embedding(q, top_k=10)
+                for q, best in zip(queries, exact, strict=True):
+                    t = time.perf_counter()
+                    result = g.identify_embedding(q, top_k=10)
+                    times[name].append(time.perf_counter() - t)
+                    if round_ == 0:
+                        same[name].append(result.candidates[0].name == best)
+        remote.close()
+        beside.close()
+    local.close()
+    rows = [
+        {
+            "search": name,
+            "identify_p50_ms": ms(times[name])[0],
+            "identify_p95_ms": ms(times[name])[1],
+            "same_best_as_exact": round(float(np.mean(same[name])), 4),
+        }
+        for name in arms
+    ]
+    hnsw = {"m": m, "ef_construction": efc, **made}
+    return {"templates": n, "probes": len(queries), "hnsw": hnsw, **server, "rows": rows}
+
+
+def main() -> None:
+    from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
+    ap.add_argument("--ef-search", default="100,200")
+    ap.add_argument("--m", type=int, default=HNSW_M)
+    ap.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
+    ap.add_argument("--huge-pages", action="store_true", help="the server's shared buffers on 2 MiB pages")
+    ap.add_argument("--folder", type=Path, default=FOLDER, help="the server's folder (kept)")
+    args = ap.parse_args()
+    ef_values = [int(e) for e in args.ef_search.split(",")]
+    out = compare(args.n, args.probes, ef_values, args.m, args.ef_construction, args.huge_pages, args.folder)
+    tag = f"{args.n}_m{args.m}_efc{args.ef_construction}" + ("_huge" if args.huge_pages else "")
+    (OUT / f"pgvector_ab_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
+    server = f"{out['postgresql']}, pgvector {out['pgvector']}, huge pages {out['huge_pages']}"
+    print(f"<!-- {server}; HNSW {out['hnsw']} -->")
+    print("| search | identify p50 / p95 ms | best person = exact search's |")
+    print("|---|---:|---:|")
+    for r in out["rows"]:
+        print(f"| {r['search']} | {r['identify_p50_ms']} / {r['identify_p95_ms']} | {r['same_best_as_exact']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
