@@ -13,9 +13,9 @@ Why this and not hnswlib's graph (:class:`~facegate.gallery.ann.HnswGraph`, ``in
 5 s where the graph took 10 minutes, opens in seconds where the graph took 12-45 s, its
 files are 355 MB against 612, and faiss-cpu ships wheels where hnswlib needs a compiler.
 Its search alone, on two threads, is 1.3-1.9 times faster than the graph's at the same
-recall, and a whole identification at 1M took 1.19-1.40 ms against the graph's 1.55-2.03
-(``bench/index_ab.py``), finding exact search's best person for 0.995 of the probes
-against 0.980.
+recall, and a whole identification at 1M took 0.91-1.57 ms (with the machine's mood)
+against the graph's 1.42-2.72 in the same runs (``bench/index_ab.py``), finding exact
+search's best person for 0.995 of the probes against 0.980.
 
 Changes without a full rebuild:
 
