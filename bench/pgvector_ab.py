@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gallery_scale import OUT, gallery_path, ms, probes
-from pgvector_scale import DIM, MODEL, SERVER, _copy_templates
+from pgvector_scale import DIM, MODEL, SERVER, bulk_load
 
 FOLDER = OUT / "scale" / "pgvector"
 
@@ -69,15 +69,8 @@ def database(url: str, n: int, m: int, efc: int, sqlite) -> tuple[str, dict]:
     _, owners, matrix, names = sqlite.load_templates()
     store = PostgresStore(gallery_url, MODEL, DIM)
     conn = store._conn
-    conn.execute("DROP INDEX templates_embedding_hnsw")  # built after the load, as a bulk import would
-    start = time.perf_counter()
-    with conn.transaction():
-        _copy_people(conn, names)
-        _copy_templates(conn, owners - 1, matrix)  # it numbers people from owners + 1
-    for table in ("people", "templates"):
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
-    conn.execute("VACUUM ANALYZE templates")
-    made = {"load_s": round(time.perf_counter() - start, 1)}
+    load_s = bulk_load(store, lambda c: _copy_people(c, names), owners - 1, matrix)  # the same person ids
+    made = {"load_s": round(load_s, 1)}
     start = time.perf_counter()
     conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
     conn.execute(

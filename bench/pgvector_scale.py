@@ -42,6 +42,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,22 @@ def _copy_templates(conn, owners: np.ndarray, matrix: np.ndarray) -> None:
         copy.write((-1).to_bytes(2, "big", signed=True))
 
 
+def bulk_load(store: PostgresStore, copy_people: Callable, owners: np.ndarray, matrix: np.ndarray) -> float:
+    """Fill a new gallery's tables by binary COPY, its HNSW index dropped first (to be built after the
+    load, as a bulk import would): ``copy_people(conn)`` writes the people, :func:`_copy_templates` the
+    templates (person ids ``owners + 1``). Returns the seconds it took."""
+    conn = store._conn
+    conn.execute("DROP INDEX templates_embedding_hnsw")
+    start = time.perf_counter()
+    with conn.transaction():
+        copy_people(conn)
+        _copy_templates(conn, owners, matrix)
+    for table in ("people", "templates"):
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+    conn.execute("VACUUM ANALYZE templates")
+    return time.perf_counter() - start
+
+
 def exact_neighbours(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` nearest rows of ``matrix`` to each query (euclidean, float64), nearest first."""
     out = np.empty((len(queries), k), np.int64)
@@ -175,15 +192,7 @@ def run_size(
     gallery_url = url.replace("/postgres?", f"/{database}?")
     store = PostgresStore(gallery_url, MODEL, DIM)
     conn = store._conn
-    conn.execute("DROP INDEX templates_embedding_hnsw")  # built after the load, as a bulk import would
-    start = time.perf_counter()
-    with conn.transaction():
-        _copy_people(conn, n_people)
-        _copy_templates(conn, owners, matrix)
-    for table in ("people", "templates"):
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
-    conn.execute("VACUUM ANALYZE templates")
-    load_s = time.perf_counter() - start
+    load_s = bulk_load(store, lambda c: _copy_people(c, n_people), owners, matrix)
     start = time.perf_counter()
     conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
     if index == "ivfflat":
