@@ -20,6 +20,7 @@ from facegate.decisions import (
     scoring_for,
     verification_point,
 )
+from facegate.decisions.fusion import person_means
 from facegate.decisions.normalisation import AsNorm, distance_threshold, normalise
 from facegate.decisions.quality import FaceQuality, QualityGate, measure, sharpness
 from facegate.decisions.table import save_entry
@@ -229,6 +230,32 @@ def test_mean_embedding_of_unit_vectors_is_unit():
     v = np.array([[1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_allclose(mean_embedding(v), [np.sqrt(0.5), np.sqrt(0.5)], atol=1e-6)
     np.testing.assert_allclose(mean_embedding(np.array([[1.0, 2.0], [3.0, 4.0]])), [2.0, 3.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=30),
+    dim=st.integers(1, 6),
+    unit=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_person_means_add_each_groups_rows_in_order_in_float64(sizes, dim, unit, seed):
+    """The same bits as adding each group's rows one after another in float64 (``np.add.reduceat``'s
+    order, which the gallery's means had before), then dividing, then unit length when the rows are."""
+    rows = np.random.default_rng(seed).standard_normal((sum(sizes), dim)).astype(np.float32)
+    if unit:
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    expected = []
+    for start, size in zip(starts, sizes, strict=True):
+        total = rows[start].astype(np.float64)
+        for row in rows[start + 1 : start + size]:
+            total = total + row
+        mean = total / size
+        expected.append(mean / max(np.linalg.norm(mean), 1e-12) if unit else mean)
+    got = person_means(rows, starts)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.array(expected).astype(np.float32))
 
 
 def test_several_frames_make_one_probe(fake_gallery):
