@@ -82,6 +82,8 @@ def _copy_people(conn, n_people: int) -> None:
 
 def _copy_templates(conn, owners: np.ndarray, matrix: np.ndarray) -> None:
     """Binary COPY of (person_id, embedding, model, image_sha256, box, created_at), built with numpy."""
+    from facegate.gallery.store_postgres import COPY_SIGNATURE
+
     n = len(owners)
     sha = np.array([f"{i:064x}".encode() for i in range(n)], dtype="S64")
     model, box, created = MODEL.encode(), b"{}", b"2026-01-01T00:00:00+00:00"
@@ -112,7 +114,7 @@ def _copy_templates(conn, owners: np.ndarray, matrix: np.ndarray) -> None:
     rows["len_sha"], rows["sha"] = 64, sha
     rows["len_box"], rows["box"] = len(box), box
     rows["len_created"], rows["created"] = len(created), created
-    header = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+    header = COPY_SIGNATURE + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")  # no flags, no extension
     data = rows.tobytes()
     step = 50_000 * row.itemsize
     with conn.cursor().copy(
