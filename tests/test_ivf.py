@@ -140,6 +140,8 @@ def test_saved_and_loaded_it_answers_the_same_and_a_damaged_file_is_refused(tmp_
     assert loaded.lists == index.lists
     for q in vectors(20, 11):
         assert loaded.search(q, 8).tolist() == index.search(q, 8).tolist()
+    assert np.array_equal(loaded._rotation, index._rotation)
+    assert not np.array_equal(index._rotation, np.eye(DIM, dtype=np.float32))
     loaded.add(np.array([5_000]), x[:1])  # it goes on changing
     assert loaded.search(x[0], 1).tolist() == [5_000]
     with pytest.raises(AnnIndexError, match="other templates"):
@@ -147,6 +149,37 @@ def test_saved_and_loaded_it_answers_the_same_and_a_damaged_file_is_refused(tmp_
     path.write_bytes(path.read_bytes()[:1_000])
     with pytest.raises(AnnIndexError, match="cannot be read"):
         IvfIndex.load(path, DIM, live=790, deleted=np.zeros(0, np.int64))
+
+
+def test_the_rotation_is_orthogonal_and_drawn_the_same_every_time():
+    turn = ivf.rotation(80)
+    assert turn.dtype == np.float32 and turn.shape == (80, 80)
+    np.testing.assert_allclose(turn @ turn.T, np.eye(80), atol=1e-5)  # distances do not change
+    assert np.array_equal(turn, ivf.rotation(80))
+
+
+def test_rotated_codes_rank_principal_axes_better_than_unrotated_ones(monkeypatch):
+    # templates on principal axes: the variance falls from the first coordinates to the last. Codes
+    # of pairs of coordinates taken as they are spend as many centres on the last pairs as on the
+    # first; after the rotation the nearest template is among the kept candidates more often
+    monkeypatch.setattr(ivf, "PROBE_SHARE", {0: 1.0})  # every list scanned: only the codes differ
+    monkeypatch.setattr(ivf, "POOL", 8)
+    rng = np.random.default_rng(14)
+    scale = np.geomspace(1.0, 0.01, DIM).astype(np.float32)
+    x = (rng.standard_normal((20_000, DIM)) * scale).astype(np.float32)
+    queries = x[:300] + (rng.standard_normal((300, DIM)) * scale * 0.3).astype(np.float32)
+    ids = np.arange(1, 20_001)
+
+    def found(turn) -> int:
+        monkeypatch.setattr(ivf, "rotation", turn)
+        index = IvfIndex(DIM)
+        index.add(ids, x)
+        return sum(index.search(q, 1)[0] == exact_nearest(ids, x, q, 1)[0] for q in queries)
+
+    drawn = ivf.rotation
+    unrotated = found(lambda dim: np.eye(dim, dtype=np.float32))
+    rotated = found(drawn)
+    assert rotated >= unrotated + 40, (rotated, unrotated)  # 244 against 160 of 300 when written
 
 
 def test_faiss_own_removal_from_fast_scan_lists_misplaces_the_codes_left():
