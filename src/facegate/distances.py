@@ -94,8 +94,8 @@ class Euclidean(Metric):
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         difference = self._vectors(a) - self._vectors(b)
-        # the squares summed by einsum: np.linalg.norm's temporaries took twice as long for a
-        # gallery's few hundred candidate templates (gallery/index.py's distances_of)
+        # the squares summed by einsum: np.linalg.norm took a quarter longer for a gallery's few
+        # hundred candidate templates (gallery/index.py's distances_of: 0.18 against 0.145 ms)
         return np.sqrt(np.einsum("...i,...i->...", difference, difference))
 
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
