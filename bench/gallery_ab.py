@@ -4,7 +4,8 @@ The machine is shared and its speed drifts between runs (the same exact search t
 one day and 0.72 ms the next), so a change to the search is judged against the code before
 it in one run: each round starts one process per checkout (``PYTHONPATH`` points at its
 ``src``), which opens ``bench/gallery_scale.py``'s gallery of ``--size`` templates with the
-index, and times ``identify_embedding`` on the reported probes (top 10, plain distances):
+index, and times ``identify_embedding`` on the reported probes (top 10; plain distances, or with
+``--scores normalised`` the default cohort-normalised scores):
 
 - ``whole``: the whole identification, the index's search included;
 - ``outside``: the same with the index's answers replayed from memory (each probe's
@@ -33,14 +34,14 @@ HERE = Path(__file__).resolve().parent
 AFTER = HERE.parent / "src"
 
 
-def child(size: int, probes_each: int, replay: bool) -> dict:
+def child(size: int, probes_each: int, replay: bool, normalise: bool) -> dict:
     sys.path.insert(0, str(HERE))
     from gallery_scale import gallery_path, probes
 
     import facegate
     from facegate.gallery import Gallery
 
-    g = Gallery(gallery_path(size), index="ann", normalise=False)
+    g = Gallery(gallery_path(size), index="ann", normalise=normalise)
     queries, _ = probes(probes_each)
     if replay:  # keyed on the probe as given: its projection's bits vary with memory alignment
         ann = g.ann
@@ -58,9 +59,9 @@ def child(size: int, probes_each: int, replay: bool) -> dict:
     return {"src": str(Path(facegate.__file__).parents[1]), "p50_ms": round(float(np.median(passes)), 3)}
 
 
-def run(src: str, size: int, probes_each: int, replay: bool) -> float:
+def run(src: str, size: int, probes_each: int, replay: bool, scores: str) -> float:
     cmd = [sys.executable, __file__, "--child", "--size", str(size), "--probes", str(probes_each)]
-    cmd += ["--replay"] if replay else []
+    cmd += ["--scores", scores] + (["--replay"] if replay else [])
     env = {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
@@ -78,22 +79,23 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1_000_000)
     ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--scores", choices=("distance", "normalised"), default="distance")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--replay", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.size, args.probes, args.replay)))
+        print(json.dumps(child(args.size, args.probes, args.replay, args.scores == "normalised")))
         return
     if not args.before:
         ap.error("--before is required: the src folder of the checkout to compare with")
-    print(f"{args.size:,} templates; p50 ms of identify_embedding (before / after)\n")
+    print(f"{args.size:,} templates, {args.scores} scores; p50 ms of identify_embedding (before / after)\n")
     print("| part | round | before | after | before / after |")
     print("|---|---:|---:|---:|---:|")
     for replay, part in ((False, "whole"), (True, "outside the index")):
         ratios = []
         for i in range(args.rounds):
-            before = run(args.before, args.size, args.probes, replay)
-            after = run(args.after, args.size, args.probes, replay)
+            before = run(args.before, args.size, args.probes, replay, args.scores)
+            after = run(args.after, args.size, args.probes, replay, args.scores)
             ratios.append(before / after)
             print(f"| {part} | {i + 1} | {before:.3f} | {after:.3f} | {before / after:.2f} |", flush=True)
         print(f"| {part} | median | | | {float(np.median(ratios)):.2f} |", flush=True)

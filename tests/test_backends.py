@@ -31,6 +31,7 @@ from facegate.errors import (
     PersonNotFoundError,
 )
 from facegate.gallery import Gallery
+from facegate.gallery.ann import AnnSearch, header_path, server_index_path
 from facegate.gallery.audit import Event, EventQuery, kept_photo, query_events
 from facegate.gallery.backends import open_existing, open_store, stored_meta
 from facegate.gallery.keys import check_key, create_key, revoke_key
@@ -186,7 +187,14 @@ def test_the_service_sql_runs_on_both(gallery_location):
 
 
 # -- identical answers on both -----------------------------------------------------------------
-def test_identify_and_verify_agree_across_backends(tmp_path, postgres_url):
+@pytest.fixture
+def index_cache(tmp_path, monkeypatch) -> Path:
+    """This machine's cache of server galleries' indexes, in a temporary folder."""
+    monkeypatch.setenv("FACEGATE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "indexes"
+
+
+def test_identify_and_verify_agree_across_backends(tmp_path, postgres_url, index_cache):
     rng = np.random.default_rng(7)
     centres = rng.random((40, 3)).astype(np.float32)
     people = {
@@ -218,14 +226,15 @@ def test_identify_and_verify_agree_across_backends(tmp_path, postgres_url):
     assert all(c["verified"] for c in checks_a)
 
 
-def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url):
-    """``index="ivf"`` (or ``hnsw``) on a PostgreSQL gallery: its templates are searched in this process
-    (in memory only, no files), and another connection's enrolment and removal are taken in."""
+def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url, index_cache):
+    """``index="ivf"`` (or ``hnsw``) on a PostgreSQL gallery: its templates are searched in this process,
+    and another connection's enrolment and removal are taken in."""
     rng = np.random.default_rng(3)
     server = new_postgres_gallery(postgres_url)
     with stand_in(server, index="exact") as writer, stand_in(server, index="ivf") as door:
         writer.add_embeddings_bulk({f"p{i}": vectors(rng, 2) for i in range(6)})
-        assert door.search_kind == "ann" and door._searcher() is door.ann and door.ann.path is None
+        assert door.search_kind == "ann" and door._searcher() is door.ann
+        assert Path(door.ann.path).parent == index_cache
         assert door.ann.graph.live == 12
         newcomer = vectors(rng, 1)
         writer.add_embeddings("newcomer", newcomer)
@@ -236,6 +245,45 @@ def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url):
         assert door.ann.graph.live == 12
     with stand_in(server, index="ann") as g:  # "ann" on a server: pgvector's search in SQL
         assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
+
+
+def test_a_server_gallerys_in_process_index_is_kept_in_this_machines_cache(postgres_url, index_cache):
+    """The index of a server's gallery searched in process is saved in the cache's ``indexes`` folder, named
+    from the URL (no password) and the gallery's identity: the next open loads it, another connection's
+    enrolment in between brings it up to date, a damaged file is rebuilt from the store, and another
+    database gets a file of its own."""
+    rng = np.random.default_rng(5)
+    server = new_postgres_gallery(postgres_url)
+    with stand_in(server, index="exact") as writer:
+        writer.add_embeddings_bulk({f"p{i}": vectors(rng, 2) for i in range(30)})
+        identity = writer.store.identity()
+        assert writer.store.identity() == identity and len(identity) == 32  # made once, kept in meta
+    builds = AnnSearch.builds
+    with stand_in(server, index="ivf") as door:
+        assert door.ann.origin == "built" and AnnSearch.builds == builds + 1
+        kept = Path(door.ann.path)
+        assert kept == server_index_path(door.store.path, identity) and kept.parent == index_cache
+    assert header_path(kept).is_file()
+    with stand_in(server, index="ivf") as door:
+        assert door.ann.origin == "loaded" and AnnSearch.builds == builds + 1
+        assert door.ann.graph.live == 60
+    newcomer = vectors(rng, 1)
+    with stand_in(server, index="exact") as writer:
+        writer.add_embeddings("newcomer", newcomer)
+    with stand_in(server, index="ivf") as door:
+        assert door.ann.origin == "updated" and AnnSearch.builds == builds + 1
+        assert door.identify_embedding(newcomer[0]).identity == "newcomer"
+    graph = index_cache / json.loads(header_path(kept).read_text())["graph"]
+    graph.write_bytes(b"not an index")
+    with stand_in(server, index="ivf") as door:
+        assert door.ann.origin == "built" and "damaged" in door.ann.reason
+        assert door.identify_embedding(newcomer[0]).identity == "newcomer"
+    other = new_postgres_gallery(postgres_url)
+    with stand_in(other, index="exact") as writer:
+        writer.add_embeddings_bulk({"q": vectors(rng, 2)})
+    with stand_in(other, index="ivf") as door:
+        assert door.ann.origin == "built" and Path(door.ann.path) not in (kept,)
+    assert len(list(index_cache.glob("*.ann.json"))) == 2
 
 
 def without_scores(results: list[dict]) -> list[dict]:

@@ -24,6 +24,7 @@ from facegate.decisions.fusion import person_means
 from facegate.decisions.normalisation import AsNorm, distance_threshold, normalise
 from facegate.decisions.quality import FaceQuality, QualityGate, measure, sharpness
 from facegate.decisions.table import save_entry
+from facegate.distances import get_metric
 from facegate.errors import PoorQualityError
 from facegate.evaluate.curves import Scorer, curve_from_labelled, gallery_effect
 from facegate.evaluate.curves import template_effect as measure_effect
@@ -223,6 +224,25 @@ def test_cohort_statistics_use_the_nearest_top_k():
     stats = norm.stats(np.array([[0.5]]))
     assert stats.mean[0] == pytest.approx(0.5) and stats.std[0] == pytest.approx(1e-6)
     assert norm.stats(np.array([[2.0]])).mean[0] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_cohort_statistics_of_a_batch_are_each_rows_own(metric, monkeypatch):
+    """In chunks (3 rows here) or one probe at a time, each row gets the mean and spread of its
+    ``top_k`` smallest cohort distances, as the metric's pairwise distances give them."""
+    import facegate.decisions.normalisation as normalisation
+
+    monkeypatch.setattr(normalisation, "CHUNK", 3)
+    rng = np.random.default_rng(3)
+    cohort, rows = rng.normal(size=(40, 8)).astype(np.float32), rng.normal(size=(7, 8)).astype(np.float32)
+    norm = AsNorm(cohort, metric, top_k=5)
+    batch = norm.stats(rows)
+    nearest = np.sort(get_metric(metric).pairwise(rows, cohort).astype(np.float64), axis=1)[:, :5]
+    np.testing.assert_allclose(batch.mean, nearest.mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(batch.std, nearest.std(axis=1), atol=1e-6)
+    one = [norm.stats(row) for row in rows]
+    np.testing.assert_allclose(batch.mean, [s.mean[0] for s in one], atol=1e-6)
+    np.testing.assert_allclose(batch.std, [s.std[0] for s in one], atol=1e-6)
 
 
 # -- fusion ------------------------------------------------------------------------------------

@@ -103,3 +103,16 @@ def test_prepared_search_matches_pairwise(matrix, name):
     metric = get_metric(name)
     query = matrix[0] * 0.5 + 0.1
     np.testing.assert_allclose(metric.prepare(matrix)(query), metric.pairwise(query[None], matrix)[0], atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(vectors, st.sampled_from(["euclidean", "euclidean_l2", "cosine"]))
+def test_prepared_search_of_a_stack_matches_pairwise(matrix, name):
+    """A stack of queries gets the (n, m) matrix, row for row what each query alone gets."""
+    metric = get_metric(name)
+    queries = np.stack([matrix[0] * 0.5 + 0.1, matrix[-1] - 0.2, matrix[0]])
+    prepared = metric.prepare(matrix)
+    stacked = prepared(queries)
+    assert stacked.shape == (3, len(matrix))
+    np.testing.assert_allclose(stacked, metric.pairwise(queries, matrix), atol=1e-6)
+    np.testing.assert_allclose(stacked, np.stack([prepared(q) for q in queries]), atol=1e-6)

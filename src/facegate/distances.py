@@ -60,12 +60,13 @@ class Metric(ABC):
         ``(..., n, D)`` and ``(..., m, D)`` give ``(..., n, m)``."""
 
     def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """A function from one query vector to its distances to every row of ``matrix``.
+        """A function from a query vector to its distances to every row of ``matrix`` (``(m,)``), or
+        from a stack of queries ``(n, D)`` to theirs (``(n, m)``).
 
         Metrics precompute what does not depend on the query (row norms, unit rows),
         so a search over a large gallery is one matrix-vector product.
         """
-        return lambda query: self.pairwise(query[None, :], matrix)[0]
+        return lambda query: _one_or_stack(query, lambda rows: self.pairwise(rows, matrix))
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -111,7 +112,10 @@ def _prepared_euclidean(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray
 
     def distances(query: np.ndarray) -> np.ndarray:
         q = np.asarray(query, matrix.dtype)
-        return np.sqrt(np.maximum(squared_norms + q @ q - 2.0 * (matrix @ q), 0.0))
+        if q.ndim == 1:  # one query: a matrix-vector product
+            return np.sqrt(np.maximum(squared_norms + q @ q - 2.0 * (matrix @ q), 0.0))
+        own = np.einsum("ij,ij->i", q, q)[:, None]
+        return np.sqrt(np.maximum(squared_norms + own - 2.0 * (q @ matrix.T), 0.0))
 
     return distances
 
@@ -142,7 +146,18 @@ class Cosine(Metric):
 
     def prepare(self, matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         unit = l2_normalise(_rows(matrix))
-        return lambda query: np.clip(1.0 - unit @ l2_normalise(query).astype(unit.dtype), 0.0, 2.0)
+
+        def distances(query: np.ndarray) -> np.ndarray:
+            q = l2_normalise(query).astype(unit.dtype)
+            return np.clip(1.0 - (unit @ q if q.ndim == 1 else q @ unit.T), 0.0, 2.0)
+
+        return distances
+
+
+def _one_or_stack(query: np.ndarray, distances: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``distances`` (of a stack of rows) for one query vector (its row) or a stack."""
+    query = np.asarray(query)
+    return distances(query[None, :])[0] if query.ndim == 1 else distances(query)
 
 
 def _rows(x: np.ndarray) -> np.ndarray:

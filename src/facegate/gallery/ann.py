@@ -21,7 +21,9 @@ can search itself (pgvector) provides a :class:`Searcher` as its ``searcher`` at
 and the gallery asks it instead.
 
 The index is keyed by template id and persists beside the gallery file
-(``<gallery>.ann.json``, a header, and the data files it names). The store stays
+(``<gallery>.ann.json``, a header, and the data files it names); a server's gallery
+(PostgreSQL) searched in process keeps it in this machine's cache instead
+(:func:`server_index_path`). The store stays
 the truth: the header records the gallery's identity (its ``gallery_uuid``), the
 ``people_version`` the index was saved at, and checksums of the data files. On
 opening, an index that is missing, damaged, of another gallery or of another kind is
@@ -35,6 +37,7 @@ index (no rebuild); it is saved when built, on :meth:`AnnSearch.save`
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -49,6 +52,7 @@ from facegate.gallery.hugepages import huge_pages
 from facegate.gallery.index import id_table, known
 from facegate.gallery.ivf import IvfIndex
 from facegate.gallery.projection import Projection
+from facegate.paths import cache_dir
 
 #: ``auto`` searches the graph from this many templates on: where exact search passes
 #: about 1 ms per probe on a 2-core machine (bench/gallery_scale.py)
@@ -580,6 +584,19 @@ class AnnSearch:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+def server_index_path(location: str, identity: str) -> Path | None:
+    """Where this machine keeps the in-process index of a server's gallery: the cache's ``indexes``
+    folder (:func:`facegate.paths.cache_dir`), under a name drawn from the gallery's ``location``
+    (its URL without the password) and ``identity``, so that a copy of the database elsewhere, or
+    another schema, gets its own. None when the folder cannot be made (the index stays in memory)."""
+    folder = cache_dir("indexes")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder / hashlib.sha256(f"{location}\n{identity}".encode()).hexdigest()[:24]
 
 
 def remove_files(gallery_path: str | Path) -> None:

@@ -41,7 +41,16 @@ from facegate.decisions.scoring import Scoring
 from facegate.detection import Detector
 from facegate.distances import get_metric
 from facegate.errors import GalleryError, InvalidNameError
-from facegate.gallery.ann import ANN_METRICS, INDEXES, SEARCHES, AnnSearch, Searcher, index_kind, resolve_search
+from facegate.gallery.ann import (
+    ANN_METRICS,
+    INDEXES,
+    SEARCHES,
+    AnnSearch,
+    Searcher,
+    index_kind,
+    resolve_search,
+    server_index_path,
+)
 from facegate.gallery.ann import available as ann_available
 from facegate.gallery.audit import Event, default_source
 from facegate.gallery.backends import backend_for, open_store, stored_meta
@@ -93,8 +102,9 @@ class Gallery:
     :data:`~facegate.gallery.ann.ANN_MIN_TEMPLATES` templates and the index above.
     ``ann`` is faiss's inverted lists (``ivf``); ``hnsw`` asks hnswlib's graph instead.
     A PostgreSQL gallery's ``ann`` and ``auto`` search in SQL (pgvector's HNSW index);
-    ``ivf`` and ``hnsw`` read its templates and search them in this process (in memory
-    only, brought up to date when another connection changes people).
+    ``ivf`` and ``hnsw`` read its templates and search them in this process (the index
+    kept in this machine's cache, :func:`~facegate.gallery.ann.server_index_path`, and
+    brought up to date when another connection changes people).
     """
 
     def __init__(
@@ -235,10 +245,11 @@ class Gallery:
             self._search = "exact"
         if self._search == "ann" and not store_searches:
             if self._ann is None:
-                local = backend_for(self._store.path).is_file  # a server's index lives in memory only
+                identity = self._store.identity()
+                local = backend_for(self._store.path).is_file  # a file, or :memory: (no files beside it)
                 self._ann = AnnSearch.open(
-                    self._store.path if local else None,  # a file, or :memory: (no files beside it)
-                    self._store.identity() if local else "",
+                    self._store.path if local else server_index_path(self._store.path, identity),
+                    identity,
                     self._people_version,
                     ids,
                     owners,
@@ -519,8 +530,8 @@ class Gallery:
         return self.scoring if threshold is None else scoring_for(self.model_name, self.metric_name, False, threshold)
 
     def _rank(self, embedding: np.ndarray, scoring: Scoring, top_k: int, claimed: int | None = None):
-        """The ``top_k`` best-scoring people, their person ids, a person's score (a function of
-        a person id) and the probe's cohort statistics.
+        """The ``top_k`` best-scoring people, their person ids, a person's exact distance and score
+        (a function of a person id) and the probe's cohort statistics.
 
         Exact search scores every person. With a graph (or a store that searches
         itself) only the candidates it returns are scored, each exactly over all their
@@ -533,7 +544,10 @@ class Gallery:
             people = self._person_stats if scoring is self.scoring else None
             scores = scoring.score(self._index.person_distances(embedding), probe, people)
             top = self._index.nearest(embedding, top_k, scores)
-            score_of = lambda person: float(scores[self._index.row_of(person)])  # noqa: E731
+
+            def measure(person: int) -> tuple[float, float]:
+                return self._index.exact_distance(embedding, person), float(scores[self._index.row_of(person)])
+
         else:
             found = np.asarray(self._searcher().candidates(embedding, top_k), np.int64)
             rows = self._index.rows_of(found)
@@ -544,10 +558,13 @@ class Gallery:
             distances = self._index.distances_of(embedding, rows)  # exact, float64
             scores = scoring.score(distances, probe, stats)
             top = self._index.nearest_of(top_k, rows, scores, distances)
-            by_row = dict(zip(rows.tolist(), scores.tolist(), strict=True))
-            score_of = lambda person: float(by_row[self._index.row_of(person)])  # noqa: E731
+            by_row = dict(zip(rows.tolist(), zip(distances.tolist(), scores.tolist(), strict=True), strict=True))
+
+            def measure(person: int) -> tuple[float, float]:
+                return by_row[self._index.row_of(person)]
+
         candidates = [Candidate(n, round(d, 6), round(score, 6)) for _, n, d, score in top]
-        return candidates, [person for person, _, _, _ in top], score_of, probe
+        return candidates, [person for person, _, _, _ in top], measure, probe
 
     def _stats_of(self, rows: np.ndarray) -> CohortStats | None:
         """The cohort statistics of the people at ``rows`` (None without normalisation)."""
@@ -681,16 +698,16 @@ class Gallery:
         scoring = self._call_scoring(threshold)
         person = self._store.person_id(name)
         # _rank brings the index up to date
-        candidates, _, score_of, probe = self._rank(embedding, scoring, 1, claimed=person)
+        candidates, _, measure, probe = self._rank(embedding, scoring, 1, claimed=person)
         point = self._door_point(person) if threshold is None else verification_point(scoring, threshold)
-        score = score_of(person)
+        distance, score = measure(person)
         verified = score <= point.threshold
         if verified and require_nearest:
             nearest = candidates[0]
             verified = nearest.name == name or nearest.score >= round(score, 6)
         return VerifyResult(
             verified=bool(verified),
-            distance=round(self._index.exact_distance(embedding, person), 6),
+            distance=round(distance, 6),
             threshold=round(self._distance_limit(point, scoring, probe, person), 6),
             model=self.model_name,
             detector_backend=self.detector_backend,
