@@ -282,7 +282,7 @@ def test_a_server_gallerys_in_process_index_is_kept_in_this_machines_cache(postg
     with stand_in(other, index="exact") as writer:
         writer.add_embeddings_bulk({"q": vectors(rng, 2)})
     with stand_in(other, index="ivf") as door:
-        assert door.ann.origin == "built" and Path(door.ann.path) not in (kept,)
+        assert door.ann.origin == "built" and Path(door.ann.path) != kept
     assert len(list(index_cache.glob("*.ann.json"))) == 2
 
 

@@ -6,7 +6,8 @@
   default gallery;
 - :func:`cache_dir`: ``$FACEGATE_CACHE``, else ``$XDG_CACHE_HOME/facegate``
   (``~/.cache/facegate``), one sub-folder per kind of thing kept: ``embeddings``
-  (evaluation runs), ``onnx`` (converted networks), ``omniglot`` (decoded data).
+  (evaluation runs), ``onnx`` (converted networks), ``omniglot`` (decoded data),
+  ``indexes`` (the in-process indexes of server galleries).
 
 Files that callers name themselves (``$FACEGATE_GALLERY``, ``$FACEGATE_THRESHOLDS``)
 come from :func:`env_path`. Nothing here creates a folder.

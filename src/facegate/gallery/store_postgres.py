@@ -534,23 +534,18 @@ class PostgresStore(SharedStoreCode):
 
     def identity(self) -> str:
         """The gallery's lasting identity (meta ``gallery_uuid``, made on first use), as the SQLite
-        store's: what an in-process index kept on a door's disk checks it belongs to. A role that
-        may not write gets the gallery's creation time."""
+        store's: what an in-process index kept on a door's disk checks it belongs to. (A role that
+        may not write cannot open a gallery here at all: opening runs the migrations.)"""
         with self.reading() as db:
             row = db.raw.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()
         if row is not None:
             return str(row[0])
-        try:
-            with self.transaction() as db:
-                db.raw.execute(
-                    "INSERT INTO meta (key, value) VALUES ('gallery_uuid', %s) ON CONFLICT (key) DO NOTHING",
-                    (uuid.uuid4().hex,),
-                )
-                return str(db.raw.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
-        except GalleryError:
-            with self.reading() as db:
-                row = db.raw.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
-            return f"created {row[0] if row else 'unknown'}"
+        with self.transaction() as db:
+            db.raw.execute(
+                "INSERT INTO meta (key, value) VALUES ('gallery_uuid', %s) ON CONFLICT (key) DO NOTHING",
+                (uuid.uuid4().hex,),
+            )
+            return str(db.raw.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
 
     # -- reads ----------------------------------------------------------------------------------
     def people(self) -> list[PersonRecord]:
