@@ -9,7 +9,10 @@ index, and times ``identify_embedding`` on the reported probes (top 10; plain di
 
 - ``whole``: the whole identification, the index's search included;
 - ``outside``: the same with the index's answers replayed from memory (each probe's
-  answer recorded first), so only the work around the index is timed.
+  answer recorded first), so only the work around the index is timed;
+- ``open, s`` and ``remove one, s`` (from the ``whole`` processes): opening the gallery, its index
+  loaded from its files, and removing a person enrolled for the purpose (2 templates) after the
+  timed passes.
 
 Each process reports the median of 3 passes over the probes; the table gives every
 round and the median of the per-round ratios.
@@ -41,7 +44,9 @@ def child(size: int, probes_each: int, replay: bool, normalise: bool) -> dict:
     import facegate
     from facegate.gallery import Gallery
 
+    start = time.perf_counter()
     g = Gallery(gallery_path(size), index="ann", normalise=normalise)
+    opened = time.perf_counter() - start
     queries, _ = probes(probes_each)
     if replay:  # keyed on the probe as given: its projection's bits vary with memory alignment
         ann = g.ann
@@ -56,10 +61,22 @@ def child(size: int, probes_each: int, replay: bool, normalise: bool) -> dict:
             g.identify_embedding(q, top_k=10)
             times.append(time.perf_counter() - t)
         passes.append(float(np.median(times)) * 1000)
-    return {"src": str(Path(facegate.__file__).parents[1]), "p50_ms": round(float(np.median(passes)), 3)}
+    removed = float("nan")
+    if not replay:
+        g.add_embeddings("bench newcomer", queries[:2])
+        start = time.perf_counter()
+        g.remove("bench newcomer")
+        removed = time.perf_counter() - start
+    g.close()
+    return {
+        "src": str(Path(facegate.__file__).parents[1]),
+        "p50_ms": round(float(np.median(passes)), 3),
+        "open_s": round(opened, 2),
+        "remove_s": round(removed, 2),
+    }
 
 
-def run(src: str, size: int, probes_each: int, replay: bool, scores: str) -> float:
+def run(src: str, size: int, probes_each: int, replay: bool, scores: str) -> dict:
     cmd = [sys.executable, __file__, "--child", "--size", str(size), "--probes", str(probes_each)]
     cmd += ["--scores", scores] + (["--replay"] if replay else [])
     env = {**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}
@@ -69,7 +86,7 @@ def run(src: str, size: int, probes_each: int, replay: bool, scores: str) -> flo
     result = json.loads(done.stdout.splitlines()[-1])
     if Path(result["src"]).resolve() != Path(src).resolve():
         raise RuntimeError(f"{src} was not the code imported ({result['src']})")
-    return result["p50_ms"]
+    return result
 
 
 def main() -> None:
@@ -91,14 +108,23 @@ def main() -> None:
     print(f"{args.size:,} templates, {args.scores} scores; p50 ms of identify_embedding (before / after)\n")
     print("| part | round | before | after | before / after |")
     print("|---|---:|---:|---:|---:|")
+    rows: dict[str, list[tuple[float, float]]] = {"open, s": [], "remove one, s": []}
     for replay, part in ((False, "whole"), (True, "outside the index")):
         ratios = []
         for i in range(args.rounds):
             before = run(args.before, args.size, args.probes, replay, args.scores)
             after = run(args.after, args.size, args.probes, replay, args.scores)
-            ratios.append(before / after)
-            print(f"| {part} | {i + 1} | {before:.3f} | {after:.3f} | {before / after:.2f} |", flush=True)
+            b, a = before["p50_ms"], after["p50_ms"]
+            ratios.append(b / a)
+            print(f"| {part} | {i + 1} | {b:.3f} | {a:.3f} | {b / a:.2f} |", flush=True)
+            if not replay:
+                rows["open, s"].append((before["open_s"], after["open_s"]))
+                rows["remove one, s"].append((before["remove_s"], after["remove_s"]))
         print(f"| {part} | median | | | {float(np.median(ratios)):.2f} |", flush=True)
+    for part, pairs in rows.items():
+        for i, (b, a) in enumerate(pairs):
+            print(f"| {part} | {i + 1} | {b:.2f} | {a:.2f} | {b / a:.2f} |")
+        print(f"| {part} | median | | | {float(np.median([b / a for b, a in pairs])):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

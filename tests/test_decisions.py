@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from facegate.decisions import (
     CalibrationError,
     FmrCurve,
     effective_comparisons,
+    fusion,
     identification_point,
     mean_embedding,
     scoring_for,
@@ -258,10 +260,12 @@ def test_mean_embedding_of_unit_vectors_is_unit():
     dim=st.integers(1, 6),
     unit=st.booleans(),
     seed=st.integers(0, 2**16),
+    block=st.sampled_from([1, 2, 7, fusion.MEANS_BLOCK]),
 )
-def test_person_means_add_each_groups_rows_in_order_in_float64(sizes, dim, unit, seed):
+def test_person_means_add_each_groups_rows_in_order_in_float64(sizes, dim, unit, seed, block):
     """The same bits as adding each group's rows one after another in float64 (``np.add.reduceat``'s
-    order, which the gallery's means had before), then dividing, then unit length when the rows are."""
+    order, which the gallery's means had before), then dividing, then unit length when the rows are;
+    in blocks of any number of groups (a large gallery's are computed ``MEANS_BLOCK`` at a time)."""
     rows = np.random.default_rng(seed).standard_normal((sum(sizes), dim)).astype(np.float32)
     if unit:
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
@@ -273,7 +277,8 @@ def test_person_means_add_each_groups_rows_in_order_in_float64(sizes, dim, unit,
             total = total + row
         mean = total / size
         expected.append(mean / max(np.linalg.norm(mean), 1e-12) if unit else mean)
-    got = person_means(rows, starts)
+    with mock.patch.object(fusion, "MEANS_BLOCK", block):
+        got = person_means(rows, starts)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, np.array(expected).astype(np.float32))
 

@@ -25,9 +25,13 @@ class TemplateIndex:
         fusion: Fusion = "min",
     ) -> None:
         self.fusion = check_fusion(fusion)
-        order = np.argsort(owners, kind="stable")
-        self.owners = owners[order]
-        self.matrix = np.ascontiguousarray(matrix[order], dtype=np.float32)
+        if len(owners) and not np.all(owners[1:] >= owners[:-1]):
+            order = np.argsort(owners, kind="stable")
+            owners, matrix = owners[order], matrix[order]
+        # the store's order (by template id) is by person unless someone got a template later:
+        # a million templates are then not sorted and copied again (0.5 s of an open)
+        self.owners = owners
+        self.matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self.names = names
         self.metric = metric
         starts = np.flatnonzero(np.r_[True, self.owners[1:] != self.owners[:-1]]) if len(owners) else np.array([], int)
