@@ -218,6 +218,27 @@ class SharedStoreCode:
             raise PersonNotFoundError(f"{name!r} is not enrolled")
         return int(row[0])
 
+    def identity(self) -> str:
+        """The gallery's lasting identity (meta ``gallery_uuid``, made on first use): what files
+        derived from it (the ANN index, beside a file or in a door's cache) check they belong to.
+        A read-only SQLite file without one answers with its creation time (a PostgreSQL role that
+        may not write cannot open a gallery at all: opening runs the migrations)."""
+        with self.reading() as db:  # type: ignore[attr-defined]
+            row = db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()
+        if row is not None:
+            return str(row[0])
+        try:
+            with self.transaction() as db:  # type: ignore[attr-defined]
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('gallery_uuid', ?) ON CONFLICT (key) DO NOTHING",
+                    (uuid.uuid4().hex,),
+                )
+                return str(db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
+        except GalleryError:
+            with self.reading() as db:  # type: ignore[attr-defined]
+                row = db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+            return f"created {row[0] if row else 'unknown'}"
+
     def counts(self) -> tuple[int, int]:
         """(people, templates)."""
         with self.reading() as db:  # type: ignore[attr-defined]
@@ -435,23 +456,6 @@ class GalleryStore(SharedStoreCode):
         if len(ids) != len(owners):  # pragma: no cover - one read transaction: cannot differ
             raise GalleryError(f"the gallery {self.path} changed while it was read; try again")
         return ids, owners, matrix, names
-
-    def identity(self) -> str:
-        """The gallery's lasting identity (meta ``gallery_uuid``, made on first use): what files
-        derived from it (the ANN graph) check they belong to. A read-only file without one
-        answers with its creation time."""
-        with damage_as_gallery_error(self.path):
-            row = self._db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()
-        if row is not None:
-            return str(row[0])
-        try:
-            with self.transaction() as db:
-                db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('gallery_uuid', ?)", (uuid.uuid4().hex,))
-                return str(db.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
-        except GalleryError:
-            with damage_as_gallery_error(self.path):
-                row = self._db.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
-            return f"created {row[0] if row else 'unknown'}"
 
     def export(self) -> tuple[dict[str, str], list[tuple], list[tuple]]:
         """Everything ``facegate gallery copy`` moves: meta, people (name, created_at) and templates

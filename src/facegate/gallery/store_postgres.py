@@ -40,7 +40,6 @@ import json
 import re
 import struct
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -531,21 +530,6 @@ class PostgresStore(SharedStoreCode):
     def data_version(self) -> int:
         """Changes when people or templates change (PostgreSQL has no data_version: the same counter)."""
         return self.people_version()
-
-    def identity(self) -> str:
-        """The gallery's lasting identity (meta ``gallery_uuid``, made on first use), as the SQLite
-        store's: what an in-process index kept on a door's disk checks it belongs to. (A role that
-        may not write cannot open a gallery here at all: opening runs the migrations.)"""
-        with self.reading() as db:
-            row = db.raw.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()
-        if row is not None:
-            return str(row[0])
-        with self.transaction() as db:
-            db.raw.execute(
-                "INSERT INTO meta (key, value) VALUES ('gallery_uuid', %s) ON CONFLICT (key) DO NOTHING",
-                (uuid.uuid4().hex,),
-            )
-            return str(db.raw.execute("SELECT value FROM meta WHERE key = 'gallery_uuid'").fetchone()[0])
 
     # -- reads ----------------------------------------------------------------------------------
     def people(self) -> list[PersonRecord]:
