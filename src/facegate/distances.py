@@ -72,8 +72,10 @@ class Metric(ABC):
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def _squared_euclidean_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    squared = (a * a).sum(-1)[..., :, None] + (b * b).sum(-1)[..., None, :] - 2.0 * (a @ _t(b))
+def _squared_euclidean_matrix(a: np.ndarray, b: np.ndarray, b_squared: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances between the rows of ``a`` and ``b`` (``b_squared``: ``b``'s squared norms, when known)."""
+    b_squared = (b * b).sum(-1) if b_squared is None else b_squared
+    squared = (a * a).sum(-1)[..., :, None] + b_squared[..., None, :] - 2.0 * (a @ _t(b))
     return np.maximum(squared, 0.0)
 
 
@@ -114,8 +116,7 @@ def _prepared_euclidean(matrix: np.ndarray) -> Callable[[np.ndarray], np.ndarray
         q = np.asarray(query, matrix.dtype)
         if q.ndim == 1:  # one query: a matrix-vector product
             return np.sqrt(np.maximum(squared_norms + q @ q - 2.0 * (matrix @ q), 0.0))
-        own = np.einsum("ij,ij->i", q, q)[:, None]
-        return np.sqrt(np.maximum(squared_norms + own - 2.0 * (q @ matrix.T), 0.0))
+        return np.sqrt(_squared_euclidean_matrix(q, matrix, squared_norms))
 
     return distances
 
