@@ -116,3 +116,18 @@ def test_prepared_search_of_a_stack_matches_pairwise(matrix, name):
     assert stacked.shape == (3, len(matrix))
     np.testing.assert_allclose(stacked, metric.pairwise(queries, matrix), atol=1e-6)
     np.testing.assert_allclose(stacked, np.stack([prepared(q) for q in queries]), atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(vectors, st.sampled_from(["euclidean", "euclidean_l2", "cosine"]), st.data())
+def test_prepared_distances_at_some_rows_match_the_metric(matrix, name, data):
+    """``at`` gives the distances to the rows asked for, in their order (repeats too), as the
+    metric computes them pair by pair, in float64 and float32 rows alike."""
+    metric = get_metric(name)
+    query = matrix[0] * 0.5 + 0.1
+    rows = np.array(data.draw(st.lists(st.integers(0, len(matrix) - 1), max_size=10)), int)
+    for dtype, tolerance in ((np.float64, 1e-9), (np.float32, 1e-4)):
+        rows_as = matrix.astype(dtype)
+        got = metric.prepare(rows_as).at(query, rows)
+        assert got.shape == rows.shape
+        np.testing.assert_allclose(got, metric(query, matrix[rows]), atol=tolerance, rtol=tolerance)

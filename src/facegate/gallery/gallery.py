@@ -555,7 +555,7 @@ class Gallery:
                 mine = self._index.row_of(claimed)
                 rows = rows if mine in rows else np.r_[rows, mine]
             stats = self._stats_of(rows) if scoring is self.scoring else None
-            distances = self._index.distances_of(embedding, rows)  # exact, float64
+            distances = self._index.distances_of(embedding, rows)  # exact, each difference taken
             scores = scoring.score(distances, probe, stats)
             top = self._index.nearest_of(top_k, rows, scores, distances)
             by_row = dict(zip(rows.tolist(), zip(distances.tolist(), scores.tolist(), strict=True), strict=True))
