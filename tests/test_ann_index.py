@@ -103,6 +103,10 @@ def assert_agrees_with_store(gallery: Gallery, path: Path) -> None:
     np.testing.assert_array_equal(gallery.ann.ids, ids)
     np.testing.assert_array_equal(gallery.ann.owners, owners)
     assert gallery.ann.graph.live == len(ids)
+    if gallery.ann.penalty is not None:  # every template holds its owner's penalty as the statistics are now
+        held = gallery.ann.graph.vectors(ids)[:, -2:]
+        np.testing.assert_allclose(held[:, 0], np.sqrt(gallery.ann.penalty(owners)), rtol=1e-6)
+        np.testing.assert_array_equal(held[:, 1], 0)
 
 
 @pytest.fixture(autouse=True, params=sorted(ann_module.INDEXES))
@@ -205,6 +209,35 @@ def test_enrol_and_remove_update_the_graph_without_a_rebuild(small):
     assert AnnSearch.builds == builds
 
 
+def test_more_templates_for_a_person_move_the_penalty_of_their_earlier_ones(small):
+    """With the default normalised scores the index holds each person's penalty, from their
+    cohort statistics, which move when they get a template: every template of theirs follows."""
+    path, _ = small
+    with Gallery(path, index="ann") as g:
+        assert g.ann.penalty is not None
+        before = g.ann.graph.vectors(g.ann.ids[g.ann.owners == g.store.person_id("p3_1")])[:, -2]
+        g.add_embeddings("p3_1", people_vectors(1, seed=9)["p9_0"])
+        assert_agrees_with_store(g, path)
+        after = g.ann.graph.vectors(g.ann.ids[g.ann.owners == g.store.person_id("p3_1")])[:, -2]
+        assert len(after) > len(before) and after[0] != before[0]
+    with Gallery(path, index="ann") as g:
+        assert g.ann.origin == "loaded"
+        assert_agrees_with_store(g, path)
+
+
+def test_plain_distances_on_an_index_ordered_for_normalised_scores_are_searched_exactly(small):
+    """A call's raw threshold means plain distances, which the penalised order does not serve:
+    such a call scores every person, and answers as exact search does."""
+    path, people = small
+    probe = people["p3_4"][0] + 0.01
+    with Gallery(path, index="exact") as exact, Gallery(path, index="ann") as approx:
+        assert approx.ann.penalty is not None
+        approx.ann.nearest = None  # not asked
+        a, b = exact.identify_embedding(probe, threshold=0.5), approx.identify_embedding(probe, threshold=0.5)
+        assert b.identity == a.identity == "p3_4"
+        assert b.candidates == a.candidates and b.threshold == a.threshold == 0.5
+
+
 def test_a_stale_graph_is_brought_up_to_date(small):
     path, people = small
     extra = people_vectors(2, seed=5, per_person=2)
@@ -218,7 +251,7 @@ def test_a_stale_graph_is_brought_up_to_date(small):
         assert g.ann.origin == "updated"
         assert_agrees_with_store(g, path)
         ids, _ = store_templates(path)
-        np.testing.assert_array_equal(g.ann.graph.vectors(ids[-2:]), extra["p5_1"])
+        np.testing.assert_array_equal(g.ann.graph.vectors(ids[-2:])[:, :128], extra["p5_1"])
         assert g.identify_embedding(extra["p5_1"][0]).identity == "second"
         assert g.identify_embedding(extra["p5_0"][0]).identity is None
         assert g.identify_embedding(people["p3_0"][0]).identity is None

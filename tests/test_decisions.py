@@ -23,7 +23,7 @@ from facegate.decisions import (
     verification_point,
 )
 from facegate.decisions.fusion import person_means
-from facegate.decisions.normalisation import AsNorm, distance_threshold, normalise
+from facegate.decisions.normalisation import AsNorm, CohortStats, distance_threshold, normalise
 from facegate.decisions.quality import FaceQuality, QualityGate, measure, sharpness
 from facegate.decisions.table import save_entry
 from facegate.distances import get_metric
@@ -226,6 +226,40 @@ def test_cohort_statistics_use_the_nearest_top_k():
     stats = norm.stats(np.array([[0.5]]))
     assert stats.mean[0] == pytest.approx(0.5) and stats.std[0] == pytest.approx(1e-6)
     assert norm.stats(np.array([[2.0]])).mean[0] == pytest.approx(0.5)
+
+
+def test_the_cohorts_reference_is_its_own_medians_without_itself():
+    norm = AsNorm(np.array([[0.0], [1.0], [3.0], [6.0]]), "euclidean", top_k=2)
+    # each face's two nearest others: 0 -> 1, 3; 1 -> 1, 2; 3 -> 2, 3; 6 -> 3, 5 (spreads 1, 0.5, 0.5, 1)
+    assert norm.reference == (1.5, 2.25, 0.75)
+
+
+def test_the_index_penalty_is_the_reference_persons_lowering_less_each_ones():
+    norm = AsNorm(np.array([[0.0], [1.0], [3.0], [6.0]]), "euclidean", top_k=2)
+    nearest, mean, spread = norm.reference
+    most = mean + 6 * spread - nearest  # the shift of a person six spreads out with no spread
+    people = CohortStats(np.array([mean, mean, mean + spread, 100.0]), np.array([spread, spread / 2, spread, 1e-9]))
+    penalty = norm.index_penalty(people)
+    slope = 2 * nearest  # euclidean: squared distances
+    # the reference person is not shifted; a narrower one, or one whose strangers are further,
+    # scores better at the same distance: a smaller penalty; one beyond the extreme gets none
+    shift_narrow = (mean - nearest) * (2 / spread) / (3 / spread) + (nearest - mean) / 3
+    shift_far = spread / 2
+    np.testing.assert_allclose(
+        penalty, [slope * most, slope * (most - shift_narrow), slope * (most - shift_far), 0.0], rtol=1e-12
+    )
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.0, 4.0), st.floats(1e-6, 2.0)), min_size=1, max_size=20),
+    st.sampled_from(["euclidean", "euclidean_l2", "cosine"]),
+)
+def test_index_penalties_are_never_negative(stats, metric):
+    cohort = np.random.default_rng(0).standard_normal((40, 8))
+    norm = AsNorm(cohort, metric, top_k=5)
+    mean, std = (np.array(x) for x in zip(*stats, strict=True))
+    assert (norm.index_penalty(CohortStats(mean, std)) >= 0).all()
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])

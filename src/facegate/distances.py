@@ -59,6 +59,12 @@ class Metric(ABC):
         """The (n, m) distances between the rows of ``a`` (n, D) and ``b`` (m, D); stacks
         ``(..., n, D)`` and ``(..., m, D)`` give ``(..., n, m)``."""
 
+    def index_slope(self, distance: float) -> float:
+        """How fast the squared euclidean distance between the rows an approximate index holds
+        (unit length where the metric compares directions) grows with this metric's distance,
+        at ``distance``."""
+        raise NotImplementedError(f"no approximate index serves the metric {self.name!r}")
+
     def prepare(self, matrix: np.ndarray) -> Prepared:
         """The rows of ``matrix`` made ready for this metric's distances to many queries
         (:class:`Prepared`: to every row, or to some rows).
@@ -141,6 +147,9 @@ class Euclidean(Metric):
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.sqrt(_squared_euclidean_matrix(self._vectors(_rows(a)), self._vectors(_rows(b))))
 
+    def index_slope(self, distance: float) -> float:
+        return 2 * float(distance)  # squared distance
+
     def prepare(self, matrix: np.ndarray) -> Prepared:
         compared = self._vectors(_rows(matrix))
         squared_norms = np.einsum("ij,ij->i", compared, compared)
@@ -177,6 +186,9 @@ class Cosine(Metric):
 
     def pairwise(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.clip(1.0 - l2_normalise(_rows(a)) @ _t(l2_normalise(_rows(b))), 0.0, 2.0)
+
+    def index_slope(self, distance: float) -> float:
+        return 2.0  # between unit rows, |a - b|^2 = 2 (1 - cos)
 
     def prepare(self, matrix: np.ndarray) -> Prepared:
         unit = l2_normalise(_rows(matrix))

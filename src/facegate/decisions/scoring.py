@@ -53,6 +53,11 @@ class Scoring:
             return np.asarray(distances, dtype=np.float64)
         return normalise(distances, _broadcast(probe, len(people.mean)), people)
 
+    def index_penalty(self, people: CohortStats | None) -> np.ndarray | None:
+        """What an approximate index adds to each person's squared distances so that its order
+        follows these scores (:meth:`AsNorm.index_penalty`); None for plain distances."""
+        return None if self.norm is None or people is None else self.norm.index_penalty(people)
+
     def distance_limit(self, score_threshold: float, probe: CohortStats | None, person: CohortStats | None) -> float:
         """The distance threshold that ``score_threshold`` means for this probe and person."""
         if self.norm is None or probe is None or person is None:

@@ -10,6 +10,17 @@ The index holds a template's coordinates on the gallery's principal axes
 (:mod:`~facegate.gallery.projection`: 80 numbers instead of 128 for the default model),
 estimated when the index is built from the store and kept with it.
 
+With the default cohort-normalised scores the nearest templates are not always the best
+scoring ones: a person whose cohort distances are far or narrow scores better at the same
+distance. The gallery then gives the index a :class:`Penalty`: each template holds the square
+root of its owner's penalty as one more coordinate, which a probe searches at zero, so the
+index orders templates by squared distance plus penalty, which follows the scores' order
+(:meth:`~facegate.decisions.normalisation.AsNorm.index_penalty`). At 1M templates, exact
+search's best-scoring person owned one of the 64 nearest templates for 0.951 of the tuning
+probes, and one of the first 64 in the penalised order for all of them
+(``bench/normalised_candidates.py``). A call that asks for plain distances (a raw threshold)
+on such a gallery scores every person instead.
+
 Two indexes (:data:`INDEXES`): faiss's inverted lists with 4-bit fast-scan codes
 (:mod:`~facegate.gallery.ivf`, ``ivf``, the default :data:`INDEX`: why there) and
 hnswlib's HNSW graph (:class:`HnswGraph`, ``hnsw``, the earlier default). Search
@@ -131,6 +142,18 @@ class Searcher(Protocol):
     """
 
     def candidates(self, query: np.ndarray, k: int) -> Sequence[int] | np.ndarray: ...
+
+
+class Penalty(Protocol):
+    """What an index adds to each template's squared distance so that its order follows scores
+    other than distance (cohort-normalised ones: :meth:`~facegate.decisions.scoring.Scoring.index_penalty`):
+    called with template owners (person ids), it gives each one's penalty (>= 0, the same for
+    one owner's templates). The index holds its square root as one more coordinate, which a
+    probe searches at zero. ``name`` says which scores (an index built for other scores is rebuilt)."""
+
+    name: str
+
+    def __call__(self, owners: np.ndarray) -> np.ndarray: ...
 
 
 class AnnIndexError(Exception):
@@ -293,12 +316,22 @@ class AnnSearch:
     #: graphs built from a store in this process (what tests count)
     builds = 0
 
-    def __init__(self, dim: int, normalise: bool, path: str | None, identity: str, kind: str = INDEX) -> None:
+    def __init__(
+        self,
+        dim: int,
+        normalise: bool,
+        path: str | None,
+        identity: str,
+        kind: str = INDEX,
+        penalty: Penalty | None = None,
+    ) -> None:
         if kind not in INDEXES:
             raise ValueError(f"unknown index {kind!r}; use one of {', '.join(INDEXES)}")
         self.kind = kind
         self.dim = dim
         self.normalise = normalise
+        #: each template's penalty, by its owner (see :class:`Penalty`), or None: plain distances
+        self.penalty = penalty
         self.path = None if path in (None, ":memory:") else str(path)
         self.identity = identity
         #: the graph indexes templates on these axes (None: the full templates); see :mod:`.projection`
@@ -326,12 +359,23 @@ class AnnSearch:
             v = (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
         return v
 
-    def _prepare(self, vectors: np.ndarray) -> np.ndarray:
-        """Templates as the graph holds them: unit length where the metric wants it, projected."""
-        return self._projected(self._normalised(vectors))
+    def _prepare(self, vectors: np.ndarray, owners: np.ndarray | None = None) -> np.ndarray:
+        """Templates as the graph holds them (unit length where the metric wants it, projected,
+        and their owners' penalties), or with no ``owners`` a probe as it searches."""
+        return self._penalised(self._projected(self._normalised(vectors)), owners)
 
     def _projected(self, vectors: np.ndarray) -> np.ndarray:
         return vectors if self.projection is None else self.projection(vectors)
+
+    def _penalised(self, projected: np.ndarray, owners: np.ndarray | None) -> np.ndarray:
+        """``projected`` with the penalty's two coordinates: the square root of the owners'
+        penalties and a zero (the codes take coordinates in pairs), or two zeros for a probe."""
+        if self.penalty is None:
+            return projected
+        extra = np.zeros((len(projected), 2), np.float32)
+        if owners is not None and len(owners):
+            extra[:, 0] = np.sqrt(np.maximum(self.penalty(np.asarray(owners, np.int64)), 0.0))
+        return np.ascontiguousarray(np.hstack([projected, extra]), np.float32)
 
     # -- opening ---------------------------------------------------------------------
     @classmethod
@@ -345,10 +389,11 @@ class AnnSearch:
         matrix: np.ndarray,
         normalise: bool,
         kind: str = INDEX,
+        penalty: Penalty | None = None,
     ) -> AnnSearch:
         """The index of the gallery at ``path`` whose store holds (``ids``, ``owners``,
         ``matrix``) at ``people_version``: from its files when they are usable, else built."""
-        search = cls(matrix.shape[1], normalise, path, identity, kind)
+        search = cls(matrix.shape[1], normalise, path, identity, kind, penalty)
         if search.path is not None:
             try:
                 search._load(people_version)
@@ -373,7 +418,8 @@ class AnnSearch:
         self.projection = Projection.fit(unit)
         self.graph = INDEXES[self.kind](self.graph_dim, capacity=len(ids) + 1024)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
-        self.graph.add(ids[shuffled], self._projected(unit[shuffled]), threads=os.cpu_count() or 1)
+        held = self._penalised(self._projected(unit[shuffled]), owners[shuffled])
+        self.graph.add(ids[shuffled], held, threads=os.cpu_count() or 1)
         self._hold(ids[order].astype(np.int64), owners[order].astype(np.int64))
         self.people_version = people_version
         self.origin = "built"
@@ -398,6 +444,8 @@ class AnnSearch:
             raise AnnIndexError("the index was built for another metric or size of embedding")
         if header.get("params") != INDEXES[self.kind].params():
             raise AnnIndexError("the index was built with other parameters")
+        if header.get("scores", "distance") != self.scores:
+            raise AnnIndexError("the index was built for other scores")
         folder = head.parent
         files = {}
         for part in ("graph", "ids"):
@@ -428,7 +476,12 @@ class AnnSearch:
     @property
     def graph_dim(self) -> int:
         """How many numbers the graph holds per template."""
-        return self.dim if self.projection is None else self.projection.dim
+        return (self.dim if self.projection is None else self.projection.dim) + (2 if self.penalty is not None else 0)
+
+    @property
+    def scores(self) -> str:
+        """Which scores the index's order follows: ``distance``, or its penalty's ``name``."""
+        return "distance" if self.penalty is None else self.penalty.name
 
     def _hold(self, ids: np.ndarray, owners: np.ndarray) -> None:
         """Hold ``ids`` (sorted) and their ``owners``, and the owner of each id addressed by the id
@@ -439,38 +492,48 @@ class AnnSearch:
     # -- changes -----------------------------------------------------------------------
     def sync(self, ids: np.ndarray, owners: np.ndarray, matrix: np.ndarray, people_version: int) -> int:
         """Bring the graph to the store's templates (``ids``, ``owners``, ``matrix``):
-        add what is new, remove what went, replace a vector that differs (a reused id).
+        add what is new, remove what went, replace a vector that differs (a reused id), and
+        with a penalty, give every template of a person whose templates changed their new one.
         Returns how many templates changed."""
         order = np.argsort(ids, kind="stable")
         ids, owners, matrix = ids[order], owners[order], matrix[order]
         gone = np.setdiff1d(self.ids, ids, assume_unique=True)
         new = ~np.isin(ids, self.ids, assume_unique=True)
         both = np.flatnonzero(~new)
-        prepared = self._prepare(matrix[both]) if len(both) else np.zeros((0, self.graph_dim), np.float32)
+        # the templates' own coordinates are compared (a penalty is its owner's, handled below)
+        prepared = self._projected(self._normalised(matrix[both]))
         differ = []
         for start in range(0, len(both), 65_536):  # compare in chunks: bounded memory
             sl = slice(start, start + 65_536)
-            held = self.graph.vectors(ids[both[sl]])
+            held = self.graph.vectors(ids[both[sl]])[:, : prepared.shape[1]]
             differ.extend((both[sl][np.any(held != prepared[sl], axis=1)]).tolist())
         differ = np.asarray(differ, np.int64)
         added = np.flatnonzero(new)
-        self.graph.remove(gone)
-        self.graph.update(ids[differ], self._prepare(matrix[differ]))
-        if len(added):
-            self.graph.add(ids[added], self._prepare(matrix[added]), threads=os.cpu_count() or 1)
         old_owners = self.owners[np.isin(self.ids, gone, assume_unique=True)] if len(gone) else self.owners[:0]
         self.touched = np.unique(np.r_[old_owners, owners[differ], owners[added]]).astype(np.int64)
+        changed = len(gone) + len(differ) + len(added)
+        if self.penalty is not None and len(self.touched):  # their statistics, so their penalty, moved
+            differ = np.union1d(differ, both[np.isin(owners[both], self.touched)])
+        self.graph.remove(gone)
+        self.graph.update(ids[differ], self._prepare(matrix[differ], owners[differ]))
+        if len(added):
+            self.graph.add(ids[added], self._prepare(matrix[added], owners[added]), threads=os.cpu_count() or 1)
         self._hold(ids.astype(np.int64), owners.astype(np.int64))
         self.people_version = people_version
-        changed = len(gone) + len(differ) + len(added)
         self.unsaved += changed
         self._dirty = self._dirty or changed > 0
         return changed
 
     def add(self, ids: Sequence[int], owner: int, vectors: np.ndarray, people_version: int) -> None:
-        """Templates ``ids`` of ``owner`` were added to the store (now at ``people_version``)."""
+        """Templates ``ids`` of ``owner`` were added to the store (now at ``people_version``);
+        with a penalty, the owner's earlier templates take their new one too."""
         ids = np.asarray(ids, np.int64)
-        self.graph.add(ids, self._prepare(vectors))
+        self.graph.add(ids, self._prepare(vectors, np.full(len(ids), owner, np.int64)))
+        earlier = self.ids[self.owners == owner] if self.penalty is not None else self.ids[:0]
+        if len(earlier):
+            held = self.graph.vectors(earlier)
+            held[:, -2] = np.sqrt(max(float(self.penalty([owner])[0]), 0.0))  # type: ignore[misc]
+            self.graph.update(earlier, held)
         where = np.searchsorted(self.ids, ids)
         self._hold(np.insert(self.ids, where, ids), np.insert(self.owners, where, np.full(len(ids), owner, np.int64)))
         self._changed(len(ids), people_version)
@@ -567,6 +630,7 @@ class AnnSearch:
             "ids_size": ids_file.stat().st_size,
             "ids_crc": _crc(ids_file),
             "params": INDEXES[self.kind].params(),
+            "scores": self.scores,
         }
         self._write_header(header)
         self._dirty = False

@@ -243,6 +243,10 @@ class Gallery:
                 )
                 raise GalleryError(f"no approximate index for this gallery ({why}); use index='exact'")
             self._search = "exact"
+        fresh = None
+        if self._search == "ann" and not store_searches and self.scoring.norm is not None:
+            # the statistics of this index's people, which the index's penalty reads (built or synced)
+            self._person_stats = fresh = _LazyStats(self.scoring, self._index.means)
         if self._search == "ann" and not store_searches:
             if self._ann is None:
                 identity = self._store.identity()
@@ -256,6 +260,7 @@ class Gallery:
                     matrix,
                     ANN_METRICS[self.metric_name],
                     kind,
+                    _ScorePenalty(self) if fresh is not None else None,
                 )
             else:
                 self._ann.sync(ids, owners, matrix, self._people_version)
@@ -266,14 +271,17 @@ class Gallery:
         if self._search == "exact":
             self._person_stats = self.scoring.stats(self._index.means) if len(self._index) else None
         else:
-            self._person_stats = self._large_stats(previous, previous_stats)
+            self._person_stats = self._large_stats(previous, previous_stats, fresh)
         self._identification: OperatingPoint | None = None  # computed when first needed
 
-    def _large_stats(self, previous: TemplateIndex | None, previous_stats: object) -> _LazyStats:
+    def _large_stats(
+        self, previous: TemplateIndex | None, previous_stats: object, fresh: _LazyStats | None = None
+    ) -> _LazyStats:
         """The cohort statistics of a gallery searched through candidates: computed once for
         everyone and kept with the graph (its files), then per changed person; a person
-        missing from them is computed when first a candidate."""
-        stats = _LazyStats(self.scoring, self._index.means)
+        missing from them is computed when first a candidate. ``fresh``: those the index's
+        penalty computed while it was built or brought up to date (all of them when built)."""
+        stats = fresh if fresh is not None else _LazyStats(self.scoring, self._index.means)
         ann = self._ann
         if ann is None or self.scoring.norm is None:
             return stats
@@ -282,7 +290,7 @@ class Gallery:
             stats = previous_stats.moved(previous.people, self._index.people, self._index.means, ann.touched)
         elif np.array_equal(ann.kept.get("key", np.zeros(0)), key):  # kept with the graph
             stats.restore(ann.kept, self._index.people, ann.touched)
-        computed = bool(len(stats.mean)) and bool(np.isnan(stats.mean).any())
+        computed = stats.computed > 0 or (bool(len(stats.mean)) and bool(np.isnan(stats.mean).any()))
         if computed:
             stats.rows(np.flatnonzero(np.isnan(stats.mean)))
         self._person_stats = stats
@@ -540,7 +548,9 @@ class Gallery:
         if not len(self._index):
             return [], [], None, None
         probe = scoring.stats(embedding)
-        if self._search == "exact":
+        # an index ordered for the gallery's normalised scores does not serve a call's plain distances
+        penalised = self._ann is not None and self._ann.penalty is not None and scoring is not self.scoring
+        if self._search == "exact" or penalised:
             people = self._person_stats if scoring is self.scoring else None
             scores = scoring.score(self._index.person_distances(embedding), probe, people)
             top = self._index.nearest(embedding, top_k, scores)
@@ -721,6 +731,23 @@ class Gallery:
         )
 
 
+class _ScorePenalty:
+    """The penalty (:class:`~facegate.gallery.ann.Penalty`) that orders a gallery's index by its
+    normalised scores: each owner's, from the gallery's cohort statistics of its people as they
+    are now (:meth:`~facegate.decisions.scoring.Scoring.index_penalty`)."""
+
+    def __init__(self, gallery: Gallery) -> None:
+        self._gallery = gallery
+        self.name = "asnorm " + " ".join(str(int(x)) for x in _stats_key(gallery.scoring))
+
+    def __call__(self, owners: np.ndarray) -> np.ndarray:
+        g = self._gallery
+        rows = g._index.rows_of(owners)
+        if len(rows) != len(owners):
+            raise KeyError("a template's owner is not in the gallery's index")
+        return g.scoring.index_penalty(g._person_stats.rows(rows))
+
+
 class _LazyStats:
     """Cohort statistics of a large gallery's people, computed when a person is first a
     candidate (all of them at once would take minutes at a million people)."""
@@ -730,6 +757,8 @@ class _LazyStats:
         self.means = means
         self.mean = np.full(len(means), np.nan)
         self.std = np.full(len(means), np.nan)
+        #: how many people's statistics this object computed (not restored or moved)
+        self.computed = 0
 
     def rows(self, rows: np.ndarray) -> CohortStats | None:
         if self.scoring.norm is None:
@@ -740,6 +769,7 @@ class _LazyStats:
             todo = np.unique(todo)
             fresh = self.scoring.stats(self.means[todo])
             self.mean[todo], self.std[todo] = fresh.mean, fresh.std
+            self.computed += len(todo)
         return CohortStats(self.mean[rows], self.std[rows])
 
     def arrays(self) -> dict[str, np.ndarray]:
