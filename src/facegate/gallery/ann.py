@@ -187,7 +187,7 @@ class HnswGraph:
 
     module, suffix = "hnswlib", "hnsw"
 
-    def __init__(self, dim: int, capacity: int = 1024) -> None:
+    def __init__(self, dim: int, capacity: int = 1024, tail: int = 0) -> None:
         import hnswlib
 
         self.dim = dim
@@ -416,7 +416,8 @@ class AnnSearch:
         order = np.argsort(ids, kind="stable")
         unit = self._normalised(matrix)
         self.projection = Projection.fit(unit)
-        self.graph = INDEXES[self.kind](self.graph_dim, capacity=len(ids) + 1024)
+        tail = 2 if self.penalty is not None else 0  # the penalty's own codes (ivf): not mixed into the others
+        self.graph = INDEXES[self.kind](self.graph_dim, capacity=len(ids) + 1024, tail=tail)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
         held = self._penalised(self._projected(unit[shuffled]), owners[shuffled])
         self.graph.add(ids[shuffled], held, threads=os.cpu_count() or 1)
