@@ -550,28 +550,25 @@ class Gallery:
         probe = scoring.stats(embedding)
         # an index ordered for the gallery's normalised scores does not serve a call's plain distances
         penalised = self._ann is not None and self._ann.penalty is not None and scoring is not self.scoring
-        if self._search == "exact" or penalised:
+        if self._search == "exact" or penalised:  # every person's score, from precomputed norms
             people = self._person_stats if scoring is self.scoring else None
-            scores = scoring.score(self._index.person_distances(embedding), probe, people)
-            top = self._index.nearest(embedding, top_k, scores)
-
-            def measure(person: int) -> tuple[float, float]:
-                return self._index.exact_distance(embedding, person), float(scores[self._index.row_of(person)])
-
+            ranking = scoring.score(self._index.person_distances(embedding), probe, people)
+            k = min(top_k, len(ranking))
+            rows = np.argpartition(ranking, k - 1)[:k] if k > 0 else np.zeros(0, int)
         else:
-            found = np.asarray(self._searcher().candidates(embedding, top_k), np.int64)
-            rows = self._index.rows_of(found)
-            if claimed is not None:
-                mine = self._index.row_of(claimed)
-                rows = rows if mine in rows else np.r_[rows, mine]
-            stats = self._stats_of(rows) if scoring is self.scoring else None
-            distances = self._index.distances_of(embedding, rows)  # exact, each difference taken
-            scores = scoring.score(distances, probe, stats)
-            top = self._index.nearest_of(top_k, rows, scores, distances)
-            by_row = dict(zip(rows.tolist(), zip(distances.tolist(), scores.tolist(), strict=True), strict=True))
+            rows = self._index.rows_of(np.asarray(self._searcher().candidates(embedding, top_k), np.int64))
+        if claimed is not None:
+            mine = self._index.row_of(claimed)
+            rows = rows if mine in rows else np.r_[rows, mine]
+        # the people found are scored again on their exact distances: both searches report the same
+        stats = self._stats_of(rows) if scoring is self.scoring else None
+        distances = self._index.distances_of(embedding, rows)  # exact, each difference taken
+        scores = scoring.score(distances, probe, stats)
+        top = self._index.nearest_of(top_k, rows, scores, distances)
+        by_row = dict(zip(rows.tolist(), zip(distances.tolist(), scores.tolist(), strict=True), strict=True))
 
-            def measure(person: int) -> tuple[float, float]:
-                return by_row[self._index.row_of(person)]
+        def measure(person: int) -> tuple[float, float]:
+            return by_row[self._index.row_of(person)]
 
         candidates = [Candidate(n, round(d, 6), round(score, 6)) for _, n, d, score in top]
         return candidates, [person for person, _, _, _ in top], measure, probe

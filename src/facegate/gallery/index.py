@@ -93,23 +93,6 @@ class TemplateIndex:
         to_mean = self._mean_distances(query) if self._mean_distances is not None else None
         return fuse(self.fusion, closest, to_mean)
 
-    def nearest(
-        self, query: np.ndarray, k: int, scores: np.ndarray | None = None
-    ) -> list[tuple[int, str, float, float]]:
-        """The ``k`` nearest people as (person id, name, exact fused distance, ranking value), nearest first.
-
-        People are ranked by ``scores`` (one per person, in :attr:`people` order:
-        normalised scores, say) when given, else by their fused distance (float32).
-        The reported distances are recomputed exactly (float64).
-        """
-        if self._distances is None or k <= 0:
-            return []
-        ranking = self.person_distances(query) if scores is None else np.asarray(scores)
-        k = min(k, len(ranking))
-        top = np.argpartition(ranking, k - 1)[:k]
-        top = top[np.argsort(ranking[top], kind="stable")]
-        return self.nearest_of(k, top, ranking[top], self.distances_of(query, top))
-
     def rows_of(self, people: np.ndarray) -> np.ndarray:
         """The rows (in :attr:`people` order) of the given person ids that are enrolled, in the given order."""
         return known(self._row_by_person, np.asarray(people, np.int64)).astype(int)
@@ -135,8 +118,8 @@ class TemplateIndex:
     def nearest_of(
         self, k: int, rows: np.ndarray, scores: np.ndarray, distances: np.ndarray
     ) -> list[tuple[int, str, float, float]]:
-        """:meth:`nearest` among the people at ``rows`` only, ranked by their ``scores``, with their
-        exact fused ``distances`` (:meth:`distances_of`)."""
+        """The ``k`` best of the people at ``rows`` as (person id, name, exact fused distance, score),
+        best first: ranked by their ``scores``, with their exact fused ``distances`` (:meth:`distances_of`)."""
         if self._distances is None or k <= 0 or not len(rows):
             return []
         scores = np.asarray(scores)
