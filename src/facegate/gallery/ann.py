@@ -188,6 +188,7 @@ class HnswGraph:
     module, suffix = "hnswlib", "hnsw"
 
     def __init__(self, dim: int, capacity: int = 1024, tail: int = 0) -> None:
+        """``tail``: how many last coordinates are a penalty's (the graph compares whole vectors alike)."""
         import hnswlib
 
         self.dim = dim
@@ -530,10 +531,10 @@ class AnnSearch:
         with a penalty, the owner's earlier templates take their new one too."""
         ids = np.asarray(ids, np.int64)
         self.graph.add(ids, self._prepare(vectors, np.full(len(ids), owner, np.int64)))
-        earlier = self.ids[self.owners == owner] if self.penalty is not None else self.ids[:0]
-        if len(earlier):
+        earlier = self.ids[self.owners == owner]
+        if self.penalty is not None and len(earlier):
             held = self.graph.vectors(earlier)
-            held[:, -2] = np.sqrt(max(float(self.penalty([owner])[0]), 0.0))  # type: ignore[misc]
+            held[:, -2] = np.sqrt(max(float(self.penalty(np.array([owner]))[0]), 0.0))
             self.graph.update(earlier, held)
         where = np.searchsorted(self.ids, ids)
         self._hold(np.insert(self.ids, where, ids), np.insert(self.owners, where, np.full(len(ids), owner, np.int64)))

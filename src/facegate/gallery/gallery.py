@@ -735,7 +735,8 @@ class _ScorePenalty:
 
     def __init__(self, gallery: Gallery) -> None:
         self._gallery = gallery
-        self.name = "asnorm " + " ".join(str(int(x)) for x in _stats_key(gallery.scoring))
+        # "1": the version of AsNorm.index_penalty's formula (another must change it: saved indexes rebuild)
+        self.name = "asnorm penalty 1, cohort " + " ".join(str(int(x)) for x in _stats_key(gallery.scoring))
 
     def __call__(self, owners: np.ndarray) -> np.ndarray:
         g = self._gallery
