@@ -244,6 +244,7 @@ def test_a_stale_graph_is_brought_up_to_date(small):
     path, people = small
     extra = people_vectors(2, seed=5, per_person=2)
     with Gallery(path, index="exact") as g:  # another program changes the gallery; the graph is not told
+        g.add_embeddings("p3_2", people_vectors(1, seed=11)["p11_0"])  # with normalised scores, a penalty moves
         g.remove("p3_0")
         g.add_embeddings("first", extra["p5_0"])
         g.remove("first")  # its template ids are the highest: SQLite gives them to the next one
