@@ -5,6 +5,7 @@ with ``collapse``, nothing else is touched, and a kernel without THP changes not
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import re
 from pathlib import Path
@@ -154,3 +155,23 @@ def test_new_ranges_lie_inside_the_new_mappings_and_outside_the_old(before, afte
                 piece_start = max([d for c, d in before if d <= x] + [a])
                 piece_end = min([c for c, d in before if c > x] + [b])
                 assert piece_end - piece_start < MIN_BYTES
+
+
+def test_a_collapse_is_tried_again_only_while_the_kernel_says_eagain():
+    def kernel(answers):
+        calls = []
+
+        def madvise(page, size, advice):
+            calls.append(advice)
+            code = answers[len(calls) - 1]
+            ctypes.set_errno(code)
+            return 0 if code == 0 else -1
+
+        return madvise, calls
+
+    madvise, calls = kernel([errno.EAGAIN, errno.EAGAIN, 0])
+    assert hugepages._collapse(madvise, 0) is True and len(calls) == 3
+    madvise, calls = kernel([errno.EINVAL])
+    assert hugepages._collapse(madvise, 0) is False and len(calls) == 1
+    madvise, calls = kernel([errno.EAGAIN] * hugepages.COLLAPSE_TRIES)
+    assert hugepages._collapse(madvise, 0) is False and len(calls) == hugepages.COLLAPSE_TRIES
