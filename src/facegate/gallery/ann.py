@@ -144,6 +144,10 @@ class Searcher(Protocol):
     def candidates(self, query: np.ndarray, k: int) -> Sequence[int] | np.ndarray: ...
 
 
+#: the coordinates a penalty takes: its square root and a zero (the ivf codes take coordinates in pairs)
+PENALTY_COORDINATES = 2
+
+
 class Penalty(Protocol):
     """What an index adds to each template's squared distance so that its order follows scores
     other than distance (cohort-normalised ones: :meth:`~facegate.decisions.scoring.Scoring.index_penalty`):
@@ -369,11 +373,11 @@ class AnnSearch:
         return vectors if self.projection is None else self.projection(vectors)
 
     def _penalised(self, projected: np.ndarray, owners: np.ndarray | None) -> np.ndarray:
-        """``projected`` with the penalty's two coordinates: the square root of the owners'
-        penalties and a zero (the codes take coordinates in pairs), or two zeros for a probe."""
+        """``projected`` with the penalty's coordinates (:data:`PENALTY_COORDINATES`): the square
+        root of the owners' penalties, then zeros; all zeros for a probe."""
         if self.penalty is None:
             return projected
-        extra = np.zeros((len(projected), 2), np.float32)
+        extra = np.zeros((len(projected), PENALTY_COORDINATES), np.float32)
         if owners is not None and len(owners):
             extra[:, 0] = np.sqrt(np.maximum(self.penalty(np.asarray(owners, np.int64)), 0.0))
         return np.ascontiguousarray(np.hstack([projected, extra]), np.float32)
@@ -417,7 +421,7 @@ class AnnSearch:
         order = np.argsort(ids, kind="stable")
         unit = self._normalised(matrix)
         self.projection = Projection.fit(unit)
-        tail = 2 if self.penalty is not None else 0  # the penalty's own codes (ivf): not mixed into the others
+        tail = PENALTY_COORDINATES if self.penalty is not None else 0  # own codes (ivf): not mixed into the others
         self.graph = INDEXES[self.kind](self.graph_dim, capacity=len(ids) + 1024, tail=tail)
         shuffled = np.random.default_rng(BUILD_ORDER_SEED).permutation(len(ids))  # see BUILD_ORDER_SEED
         held = self._penalised(self._projected(unit[shuffled]), owners[shuffled])
@@ -478,7 +482,8 @@ class AnnSearch:
     @property
     def graph_dim(self) -> int:
         """How many numbers the graph holds per template."""
-        return (self.dim if self.projection is None else self.projection.dim) + (2 if self.penalty is not None else 0)
+        extra = PENALTY_COORDINATES if self.penalty is not None else 0
+        return (self.dim if self.projection is None else self.projection.dim) + extra
 
     @property
     def scores(self) -> str:
@@ -533,9 +538,8 @@ class AnnSearch:
         self.graph.add(ids, self._prepare(vectors, np.full(len(ids), owner, np.int64)))
         earlier = self.ids[self.owners == owner]
         if self.penalty is not None and len(earlier):
-            held = self.graph.vectors(earlier)
-            held[:, -2] = np.sqrt(max(float(self.penalty(np.array([owner]))[0]), 0.0))
-            self.graph.update(earlier, held)
+            held = self.graph.vectors(earlier)[:, :-PENALTY_COORDINATES]
+            self.graph.update(earlier, self._penalised(held, np.full(len(earlier), owner, np.int64)))
         where = np.searchsorted(self.ids, ids)
         self._hold(np.insert(self.ids, where, ids), np.insert(self.owners, where, np.full(len(ids), owner, np.int64)))
         self._changed(len(ids), people_version)

@@ -244,10 +244,9 @@ class Gallery:
                 raise GalleryError(f"no approximate index for this gallery ({why}); use index='exact'")
             self._search = "exact"
         fresh = None
-        if self._search == "ann" and not store_searches and self.scoring.norm is not None:
-            # the statistics of this index's people, which the index's penalty reads (built or synced)
-            self._person_stats = fresh = _LazyStats(self.scoring, self._index.means)
         if self._search == "ann" and not store_searches:
+            if self.scoring.norm is not None:  # this index's people's statistics, which its penalty reads
+                self._person_stats = fresh = _LazyStats(self.scoring, self._index.means)
             if self._ann is None:
                 identity = self._store.identity()
                 local = backend_for(self._store.path).is_file  # a file, or :memory: (no files beside it)
