@@ -6,7 +6,8 @@ synthetic templates. This bench asks the 1M target's question on the footing the
 stand on: ``bench/gallery_scale.py``'s ``gallery_<n>.sqlite`` (LFW people enrolled from one photo,
 synthetic people up to ``n`` templates) and its real probes (the enrolled people's other photos,
 and strangers), through ``Gallery.identify_embedding`` (candidates, exact fused distances, ranking;
-top 10, plain distances) with:
+top 10; plain distances, or with ``--scores normalised`` the gallery's default normalised scores and
+``gallery_scale``'s probes for them, of test people only) with:
 
 - ``SQLite, in-process ivf``: the SQLite gallery with its default in-process index (``gallery/ivf.py``);
 - the same people and templates copied into PostgreSQL (binary COPY into facegate's own schema, same
@@ -92,18 +93,29 @@ def database(url: str, n: int, m: int, efc: int, sqlite, shuffled: bool = False)
 
 
 def compare(
-    n: int, n_probes: int, ef_values: list[int], m: int, efc: int, huge: bool, folder: Path, shuffled: bool = False
+    n: int,
+    n_probes: int,
+    ef_values: list[int],
+    m: int,
+    efc: int,
+    huge: bool,
+    folder: Path,
+    shuffled: bool = False,
+    normalise: bool = False,
 ) -> dict:
     import psycopg
 
     from facegate.gallery import Gallery
     from facegate.gallery.pg_embedded import temporary_server
 
-    local = Gallery(gallery_path(n), index="ivf", normalise=False)
+    queries, truth = probes(n_probes, test_only=normalise)
+    queries = queries.astype(np.float32)
+    mated = np.array([t is not None for t in truth])
+    with Gallery(gallery_path(n), index="exact", normalise=normalise) as every:  # every person scored
+        exact = [every.identify_embedding(q, top_k=1).candidates[0].name for q in queries]
+    local = Gallery(gallery_path(n), index="ivf", normalise=normalise)
     assert local.search_kind == "ann"
-    queries = probes(n_probes)[0].astype(np.float32)
     index = local._index
-    exact = [index.names[index.people[np.argmin(index.person_distances(q))]] for q in queries]
     folder.mkdir(parents=True, exist_ok=True)
     settings = {**SERVER, "huge_pages": "on" if huge else "off"}
     with temporary_server(folder, settings, keep=True) as url:
@@ -116,10 +128,10 @@ def compare(
                 "pgvector": db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0],
                 "huge_pages": db.execute("SHOW huge_pages_status").fetchone()[0],
             }
-        remote = Gallery(gallery_url, index="ann", normalise=False)
+        remote = Gallery(gallery_url, index="ann", normalise=normalise)
         assert remote.search_kind == "ann" and len(remote._index) == len(index)
         start = time.perf_counter()
-        beside = Gallery(gallery_url, index="ivf", normalise=False)  # the server's templates, searched here
+        beside = Gallery(gallery_url, index="ivf", normalise=normalise)  # the server's templates, searched here
         assert beside.search_kind == "ann"
         server["in_process_open_s"] = round(time.perf_counter() - start, 1)
         server["in_process_index"] = beside.ann.origin  # built, or loaded from this machine's cache
@@ -150,14 +162,15 @@ def compare(
             "identify_p50_ms": ms(times[name])[0],
             "identify_p95_ms": ms(times[name])[1],
             "same_best_as_exact": round(float(np.mean(same[name])), 4),
-            # probes() gives the mated probes first, then as many strangers
-            "same_best_mated": round(float(np.mean(same[name][: len(queries) // 2])), 4),
-            "same_best_strangers": round(float(np.mean(same[name][len(queries) // 2 :])), 4),
+            "same_best_mated": round(float(np.mean(np.array(same[name])[mated])), 4),
+            "same_best_strangers": round(float(np.mean(np.array(same[name])[~mated])), 4),
         }
         for name in arms
     ]
     hnsw = {"m": m, "ef_construction": efc, "order": "shuffled" if shuffled else "enrolled", **made}
-    return {"templates": n, "probes": len(queries), "hnsw": hnsw, **server, "rows": rows}
+    scores = "normalised" if normalise else "plain"
+    head = {"templates": n, "probes": len(queries), "mated": int(mated.sum()), "scores": scores, "hnsw": hnsw}
+    return head | server | {"rows": rows}
 
 
 def main() -> None:
@@ -174,13 +187,23 @@ def main() -> None:
     ap.add_argument(
         "--shuffled", action="store_true", help="copy the templates in a random order (the graph is built in it)"
     )
+    ap.add_argument("--scores", choices=("plain", "normalised"), default="plain")
     args = ap.parse_args()
     ef_values = [int(e) for e in args.ef_search.split(",")]
+    normalise = args.scores == "normalised"
     out = compare(
-        args.n, args.probes, ef_values, args.m, args.ef_construction, args.huge_pages, args.folder, args.shuffled
+        args.n,
+        args.probes,
+        ef_values,
+        args.m,
+        args.ef_construction,
+        args.huge_pages,
+        args.folder,
+        args.shuffled,
+        normalise,
     )
     tag = f"{args.n}_m{args.m}_efc{args.ef_construction}" + ("_shuffled" if args.shuffled else "")
-    tag += "_huge" if args.huge_pages else ""
+    tag += ("_huge" if args.huge_pages else "") + ("_normalised" if normalise else "")
     (OUT / f"pgvector_ab_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
     server = f"{out['postgresql']}, pgvector {out['pgvector']}, huge pages {out['huge_pages']}"
     print(f"<!-- {server}; HNSW {out['hnsw']} -->")

@@ -37,6 +37,7 @@ from facegate.gallery.backends import open_existing, open_store, stored_meta
 from facegate.gallery.keys import check_key, create_key, revoke_key
 from facegate.gallery.lockout import LockoutPolicy, lock_if_due, lock_state, locked_names, unlock
 from facegate.gallery.store import NewTemplate
+from facegate.gallery.store_postgres import EF_SEARCH
 
 from .conftest import new_postgres_gallery
 
@@ -247,6 +248,24 @@ def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url, i
         assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
 
 
+def test_pgvectors_candidates_are_every_template_its_search_kept(postgres_url):
+    """pgvector's candidates: the people of the ``ef_search`` nearest templates its search kept (found
+    anyway, and a person further down by plain distance may score best once normalised), at least
+    ``candidate_count``'s 64, nearest first."""
+    rng = np.random.default_rng(8)
+    with stand_in(new_postgres_gallery(postgres_url), index="ann") as g:
+        g.add_embeddings_bulk({f"p{i:03d}": vectors(rng, 1) for i in range(150)})
+        _, owners, matrix, _ = g.store.load_templates()
+        query = vectors(rng, 1)[0]
+        by_distance = owners[np.argsort(((matrix - query) ** 2).sum(1))].tolist()
+        searcher = g.store.searcher
+        assert searcher.operator == "<->"
+        searcher.ef_search = 100
+        assert searcher.candidates(query, 1) == by_distance[:100]
+        searcher.ef_search = 20
+        assert searcher.candidates(query, 1) == by_distance[:64]
+
+
 def test_a_server_gallerys_in_process_index_is_kept_in_this_machines_cache(postgres_url, index_cache):
     """The index of a server's gallery searched in process is saved in the cache's ``indexes`` folder, named
     from the URL (no password) and the gallery's identity: the next open loads it, another connection's
@@ -355,7 +374,7 @@ def test_pgvector_search_finds_the_exact_nearest(postgres_url):
         exact = np.argsort(((loaded[None] - queries[:, None]) ** 2).sum(-1), axis=1)
         for q, order in zip(queries, exact, strict=True):
             found = store.searcher.candidates(q, 5)
-            assert len(found) == 64  # one template each: the people of the 64 nearest templates
+            assert len(found) == EF_SEARCH  # one template each: the people of every template the search kept
             assert [names[p] for p in found[:5]] == [names[int(owners[i])] for i in order[:5]]
     finally:
         store.close()

@@ -25,7 +25,7 @@ methods, semantics and typed errors as the SQLite store:
   into a table with an ``id`` returns it as ``lastrowid``;
 - search: an HNSW index on the embeddings (``vector_l2_ops``; ``vector_cosine_ops``
   for a cosine or normalised-euclidean metric) answers ``ORDER BY embedding <-> q
-  LIMIT m`` in SQL (:class:`PgSearcher`); its candidates' exact distances are
+  LIMIT ef_search`` in SQL (:class:`PgSearcher`); its candidates' exact distances are
   recomputed by the gallery, so thresholds keep their meaning;
 - a server that cannot be reached, refuses the login or lacks pgvector is a
   :class:`~facegate.errors.GalleryUnavailableError` with advice, never a "no".
@@ -709,11 +709,15 @@ class PgSearcher:
         return [(int(t), int(p)) for t, p in rows]
 
     def candidates(self, query: np.ndarray, k: int) -> list[int]:
-        """The people owning the :func:`~facegate.gallery.ann.candidate_count` nearest templates (as the
-        in-process index is asked for), nearest first, each once (at least ``k`` where the gallery has
-        that many, usually more: the gallery scores each exactly)."""
+        """The people owning the nearest templates the graph found, nearest first, each once (at least
+        ``k`` where the gallery has that many, usually more: the gallery scores each exactly).
+
+        As many templates as the graph keeps while searching (``ef_search``), and at least
+        :func:`~facegate.gallery.ann.candidate_count` (as the in-process index is asked for): the
+        search has found them all anyway, and a person ordered further down by plain distance may
+        score best under the gallery's normalised scores."""
         seen: dict[int, None] = {}
-        for _, person in self.templates(query, candidate_count(k)):
+        for _, person in self.templates(query, max(self.ef_search, candidate_count(k))):
             seen.setdefault(person, None)
         return list(seen)
 
