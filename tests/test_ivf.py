@@ -236,3 +236,33 @@ def test_faiss_own_removal_from_fast_scan_lists_misplaces_the_codes_left():
     fresh.add_with_ids(x[held], held)
     assert lost(fresh) == 0
     assert lost(lists) > 0
+
+
+def test_an_index_with_a_penalty_ranks_a_larger_pool_of_codes_on_its_vectors(monkeypatch):
+    # normalised scores' best person sits further down the codes' order (ivf.TAIL_POOL)
+    monkeypatch.setattr(ivf, "MIN_TRAIN", 64)
+    monkeypatch.setattr(ivf, "POOL", 8)
+    monkeypatch.setattr(ivf, "TAIL_POOL", 24)
+    asked: list[int] = []
+
+    class Spy:  # the faiss lists, recording how many candidates each search asks them for
+        def __init__(self, inner) -> None:
+            object.__setattr__(self, "inner", inner)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __setattr__(self, name, value) -> None:
+            setattr(self.inner, name, value)
+
+        def search(self, x, k):
+            asked.append(k)
+            return self.inner.search(x, k)
+
+    for tail in (0, 2):
+        index = IvfIndex(DIM, tail=tail)
+        index.add(np.arange(1, 501), vectors(500, 3))
+        index._lists = Spy(index._lists)
+        assert len(index.search(vectors(1, 4)[0], 1)) == 1
+        assert len(index.search(vectors(1, 5)[0], 30)) == 30  # more asked than the pool: as many
+    assert asked == [8, 30, 24, 30]
