@@ -248,6 +248,34 @@ def test_a_server_gallery_can_be_searched_by_an_in_process_index(postgres_url, i
         assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
 
 
+def test_a_large_server_gallery_is_searched_in_process_by_default_and_in_sql_on_request(
+    postgres_url, index_cache, monkeypatch
+):
+    """``auto`` on a PostgreSQL gallery past the exact-search size: the in-process index (pgvector's
+    default search misses people at scale); ``ann``: pgvector in SQL; ``auto`` without faiss: SQL too."""
+    import facegate.gallery.ann as ann_module
+    import facegate.gallery.gallery as gallery_module
+
+    monkeypatch.setattr(ann_module, "ANN_MIN_TEMPLATES", 10)
+    rng = np.random.default_rng(11)
+    server = new_postgres_gallery(postgres_url)
+    with stand_in(server, index="exact") as writer:
+        writer.add_embeddings_bulk({f"p{i}": vectors(rng, 2) for i in range(8)})
+    probe = vectors(rng, 1)[0]
+    with stand_in(server, index="exact") as every:
+        expected = every.identify_embedding(probe, top_k=3).candidates
+    with stand_in(server) as g:
+        assert g.index == "auto" and g.search_kind == "ann"
+        assert g._searcher() is g.ann and Path(g.ann.path).parent == index_cache
+        assert g.identify_embedding(probe, top_k=3).candidates == expected
+    with stand_in(server, index="ann") as g:
+        assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
+        assert g.identify_embedding(probe, top_k=3).candidates == expected
+    monkeypatch.setattr(gallery_module, "ann_available", lambda kind: False)
+    with stand_in(server) as g:
+        assert g.search_kind == "ann" and g._searcher() is g.store.searcher and g.ann is None
+
+
 def test_pgvectors_candidates_are_every_template_its_search_kept(postgres_url):
     """pgvector's candidates: the people of the ``ef_search`` nearest templates its search kept (found
     anyway, and a person further down by plain distance may score best once normalised), at least

@@ -70,7 +70,7 @@ class FacegateGroup(click.Group):
     help="How a gallery is searched: every template (exact), an approximate index kept beside the gallery "
     "(ann: faiss's inverted lists; hnsw: hnswlib's graph instead; ivf: the same as ann), or exact below "
     "20,000 templates and the index above (auto) [default: $FACEGATE_INDEX, else auto]. A PostgreSQL "
-    "gallery's ann and auto search in SQL (pgvector); ivf and hnsw search its templates in this process.",
+    "gallery's auto, ivf and hnsw search its templates in this process; its ann searches in SQL (pgvector).",
 )
 @click.pass_context
 def main(ctx: click.Context, debug: bool, engine: str | None, threads: int | None, index: str | None) -> None:

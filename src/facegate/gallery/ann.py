@@ -29,7 +29,7 @@ default index), ``auto`` (the index from :data:`ANN_MIN_TEMPLATES` templates on;
 default), or an index by name. Both libraries are the ``ann`` extra; without the
 index's library ``auto`` searches exactly and an approximate search refuses. A store that
 can search itself (pgvector) provides a :class:`Searcher` as its ``searcher`` attribute,
-and the gallery asks it instead.
+which the gallery asks for ``ann`` (and for ``auto`` where the in-process index cannot serve).
 
 The index is keyed by template id and persists beside the gallery file
 (``<gallery>.ann.json``, a header, and the data files it names); a server's gallery
