@@ -221,12 +221,14 @@ class Gallery:
         in SQL only where that index cannot serve (its library missing, or the metric): at 1M
         templates pgvector's default search found exact search's best person for 0.73 of the
         probes in 4.2 ms, the in-process index for all of them in 0.9 ms (bench/pgvector_ab.py)."""
-        searcher = getattr(self._store, "searcher", None)
-        if self.index in INDEXES:
+        if self.index in INDEXES or (self.index == "auto" and self._in_process_serves(INDEX)):
             return None
-        if self.index == "auto" and ann_available(INDEX) and self.metric_name in ANN_METRICS:
-            return None
-        return searcher
+        return getattr(self._store, "searcher", None)
+
+    def _in_process_serves(self, kind: str) -> bool:
+        """Whether the in-process index ``kind`` can search this gallery: its library is installed and
+        it indexes the gallery's metric."""
+        return self.metric_name in ANN_METRICS and ann_available(kind)
 
     def _reload(self) -> None:
         previous, previous_stats = getattr(self, "_index", None), getattr(self, "_person_stats", None)
@@ -243,7 +245,7 @@ class Gallery:
         self._index = TemplateIndex(owners, matrix, self._names, self._metric, self.fusion)
         self._search = resolve_search(self.index, len(self._index))
         kind = index_kind(self.index)
-        missing = not store_searches and (ids is None or self.metric_name not in ANN_METRICS or not ann_available(kind))
+        missing = not store_searches and (ids is None or not self._in_process_serves(kind))
         if self._search == "ann" and missing:
             if self.index != "auto":
                 why = (
