@@ -211,6 +211,15 @@ def measure(n: int, search: str, n_probes: int, normalise: bool, reuse: bool = F
     return out
 
 
+def exact_best(n: int, queries: np.ndarray, normalise: bool) -> list[str]:
+    """The name of exact search's best person (every person scored) for each query, in the gallery
+    of ``n`` templates with plain or normalised scores: what an index's answers are held against."""
+    from facegate.gallery import Gallery
+
+    with Gallery(gallery_path(n), index="exact", normalise=normalise) as every:
+        return [every.identify_embedding(q, top_k=1).candidates[0].name for q in queries]
+
+
 def nearest_templates(ann, ids: np.ndarray, matrix: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """The id of each query's exact nearest template among the full templates (``ids``, ``matrix``),
     compared as the graph's metric compares them (unit length where it normalises)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gallery_scale import OUT, gallery_path, probes
+from gallery_scale import OUT, exact_best, gallery_path, probes
 
 K = 64  # the templates a search asks for (ann.candidate_count)
 
@@ -47,12 +47,9 @@ def main() -> None:
 
     normalise = args.scores == "normalised"
     pools = [int(p) for p in args.pools.split(",")]
-    sets = {}
-    with Gallery(gallery_path(args.size), index="exact", normalise=normalise) as every:
-        for name, tuning in (("tuning", True), ("reported", False)):
-            queries = probes(args.probes, tuning=tuning, test_only=normalise)[0].astype(np.float32)
-            best = [every.identify_embedding(q, top_k=1).candidates[0].name for q in queries]
-            sets[name] = (queries, best)
+    tuning, reported = (probes(args.probes, tuning=t, test_only=normalise)[0].astype(np.float32) for t in (True, False))
+    best = exact_best(args.size, np.r_[tuning, reported], normalise)  # one exact gallery for both sets
+    sets = {"tuning": (tuning, best[: len(tuning)]), "reported": (reported, best[len(tuning) :])}
     g = Gallery(gallery_path(args.size), index="ivf", normalise=normalise)
     ann = g.ann
     person_of = {n: p for p, n in g._names.items()}

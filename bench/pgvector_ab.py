@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gallery_scale import OUT, gallery_path, ms, probes
+from gallery_scale import OUT, exact_best, gallery_path, ms, probes
 from pgvector_scale import DIM, MODEL, SERVER, bulk_load
 
 FOLDER = OUT / "scale" / "pgvector"
@@ -111,8 +111,7 @@ def compare(
     queries, truth = probes(n_probes, test_only=normalise)
     queries = queries.astype(np.float32)
     mated = np.array([t is not None for t in truth])
-    with Gallery(gallery_path(n), index="exact", normalise=normalise) as every:  # every person scored
-        exact = [every.identify_embedding(q, top_k=1).candidates[0].name for q in queries]
+    exact = exact_best(n, queries, normalise)
     local = Gallery(gallery_path(n), index="ivf", normalise=normalise)
     assert local.search_kind == "ann"
     index = local._index
