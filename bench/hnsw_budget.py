@@ -6,7 +6,7 @@ tuple in the shared buffers), so its latency is about ``a + b * evaluations``. T
 evaluations on faiss's HNSW, the same algorithm with the same parameters (``M`` neighbours on the
 upper layers and ``2M`` on the bottom one, ``efConstruction``, ``efSearch``), built on
 ``bench/gallery_scale.py``'s 1M gallery in the seeded random order of ``pgvector_ab.py
---shuffled``, for each ``--configs`` ``M/efConstruction``, and its recall@1 on ``gallery_scale``'s
+--order shuffled``, for each ``--configs`` ``M/efConstruction``, and its recall@1 on ``gallery_scale``'s
 real probes (plain distances: the owner of the nearest template found is exact search's best
 person), the search list ``ef`` chosen on the tuning probes and reported on the others.
 
@@ -115,7 +115,7 @@ def main() -> None:
 
     with Gallery(gallery_path(N), index="exact", normalise=False) as g:
         _, owners, matrix, _ = g.store.load_templates()
-    order = np.random.default_rng(0).permutation(len(owners))  # pgvector_ab.py --shuffled's order
+    order = np.random.default_rng(0).permutation(len(owners))  # pgvector_ab.py --order shuffled's order
     owners, matrix = owners[order], np.ascontiguousarray(matrix[order], np.float32)
     probe_sets = {}
     for name, tuning in (("tuning", True), ("reported", False)):

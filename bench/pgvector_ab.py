@@ -11,14 +11,15 @@ top 10; plain distances, or with ``--scores normalised`` the gallery's default n
 
 - ``SQLite, in-process ivf``: the SQLite gallery with its default in-process index (``gallery/ivf.py``);
 - the same people and templates copied into PostgreSQL (binary COPY into facegate's own schema, same
-  person ids and names), searched
+  person ids and names, in the ``--order`` given, the HNSW index built after them; or with ``--order
+  copy`` by ``facegate gallery copy``), searched
   - ``PostgreSQL, in-process ivf``: in this process (``index="ivf"``: the server's templates read
     when the gallery opens, the index built or loaded from this machine's cache; that time is reported);
   - ``PostgreSQL, pgvector ef_search E``: in SQL through pgvector's HNSW index (``index="ann"``;
     ``--m``, ``--ef-construction``: the store's are 16 and 64), for each ``--ef-search``.
 
 The server runs from ``--folder`` (kept between runs: the copy and the index are made once for
-each ``n``, ``m`` and ``ef_construction``) with ``pgvector_scale.SERVER``'s settings and, with
+each ``n``, ``m``, ``ef_construction`` and order) with ``pgvector_scale.SERVER``'s settings and, with
 ``--huge-pages``, ``huge_pages = on`` (the kernel must hold enough 2 MiB pages: as root,
 ``echo 1700 > /proc/sys/vm/nr_hugepages`` for 3 GB of shared buffers). Each arm answers every
 reported probe in a block; the blocks run twice, the second time in the reverse order. Reported:
@@ -43,6 +44,8 @@ from gallery_scale import OUT, exact_best, gallery_path, ms, probes
 from pgvector_scale import DIM, MODEL, SERVER, bulk_load
 
 FOLDER = OUT / "scale" / "pgvector"
+#: each ``--order``'s mark in database and file names
+SUFFIX = {"enrolled": "", "shuffled": "_shuffled", "copy": "_copied"}
 
 
 def _copy_people(conn, names: dict[int, str]) -> None:
@@ -51,29 +54,42 @@ def _copy_people(conn, names: dict[int, str]) -> None:
             copy.write_row((person, name, "2026-01-01T00:00:00+00:00"))
 
 
-def database(url: str, n: int, m: int, efc: int, sqlite, shuffled: bool = False) -> tuple[str, dict]:
+def database(url: str, n: int, m: int, efc: int, sqlite, order: str = "enrolled") -> tuple[str, dict]:
     """The PostgreSQL copy of ``sqlite`` (a store) with its HNSW index: made once, then reused.
 
-    ``shuffled``: the templates are copied in a seeded random order (pgvector builds its graph in the
-    table's order; the SQLite gallery holds the LFW people first, as one block)."""
+    ``order``, the order the templates are written in (pgvector builds its graph in the table's order):
+    ``enrolled`` (the SQLite gallery's: the LFW people first, as one block), ``shuffled`` (a seeded
+    random order), or ``copy``: made by ``facegate gallery copy`` (``copy_gallery``: written in
+    ``locality_order``, the store's own index built after them; ``m`` and ``efc`` are the store's)."""
     import psycopg
 
+    from facegate.gallery.backends import copy_gallery
     from facegate.gallery.store_postgres import PostgresStore
 
-    name = f"scale_{n}_m{m}_efc{efc}" + ("_shuffled" if shuffled else "")
+    name = f"scale_{n}_m{m}_efc{efc}{SUFFIX[order]}"
     gallery_url = url.replace("/postgres?", f"/{name}?")
+    done_key = "pgvector_ab_copied" if order == "copy" else "bench_complete"  # a copy copies the gallery's own
     with psycopg.connect(url, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             with psycopg.connect(gallery_url) as db:
-                done = db.execute("SELECT value FROM meta WHERE key = 'bench_complete'").fetchone()
+                done = db.execute("SELECT value FROM meta WHERE key = %s", (done_key,)).fetchone()
             if done:
                 return gallery_url, json.loads(done[0])
             admin.execute(f"DROP DATABASE {name}")
         admin.execute(f"CREATE DATABASE {name}")
+    if order == "copy":
+        start = time.perf_counter()
+        report = copy_gallery(sqlite.path, gallery_url)
+        made = {"copy_s": round(time.perf_counter() - start, 1), "templates": report.templates}
+        with psycopg.connect(gallery_url, autocommit=True) as conn:
+            size = conn.execute("SELECT pg_relation_size('templates_embedding_hnsw')").fetchone()[0]
+            made["index_mb"] = round(size / 2**20)
+            conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (done_key, json.dumps(made)))
+        return gallery_url, made
     _, owners, matrix, names = sqlite.load_templates()
-    if shuffled:
-        order = np.random.default_rng(0).permutation(len(owners))
-        owners, matrix = owners[order], matrix[order]
+    if order == "shuffled":
+        permutation = np.random.default_rng(0).permutation(len(owners))
+        owners, matrix = owners[permutation], matrix[permutation]
     store = PostgresStore(gallery_url, MODEL, DIM)
     conn = store._conn
     load_s = bulk_load(store, lambda c: _copy_people(c, names), owners - 1, matrix)  # the same person ids
@@ -100,14 +116,17 @@ def compare(
     efc: int,
     huge: bool,
     folder: Path,
-    shuffled: bool = False,
+    order: str = "enrolled",
     normalise: bool = False,
 ) -> dict:
     import psycopg
 
     from facegate.gallery import Gallery
     from facegate.gallery.pg_embedded import temporary_server
+    from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M
 
+    if order == "copy":  # the store's own index
+        m, efc = HNSW_M, HNSW_EF_CONSTRUCTION
     queries, truth = probes(n_probes, test_only=normalise)
     queries = queries.astype(np.float32)
     mated = np.array([t is not None for t in truth])
@@ -118,7 +137,7 @@ def compare(
     folder.mkdir(parents=True, exist_ok=True)
     settings = {**SERVER, "huge_pages": "on" if huge else "off"}
     with temporary_server(folder, settings, keep=True) as url:
-        gallery_url, made = database(url, n, m, efc, local.store, shuffled)
+        gallery_url, made = database(url, n, m, efc, local.store, order)
         with psycopg.connect(gallery_url, autocommit=True) as db:
             db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             db.execute("SELECT pg_prewarm('templates_embedding_hnsw'), pg_prewarm('templates')")
@@ -166,7 +185,7 @@ def compare(
         }
         for name in arms
     ]
-    hnsw = {"m": m, "ef_construction": efc, "order": "shuffled" if shuffled else "enrolled", **made}
+    hnsw = {"m": m, "ef_construction": efc, "order": order, **made}
     scores = "normalised" if normalise else "plain"
     head = {"templates": n, "probes": len(queries), "mated": int(mated.sum()), "scores": scores, "hnsw": hnsw}
     return head | server | {"rows": rows}
@@ -184,7 +203,10 @@ def main() -> None:
     ap.add_argument("--huge-pages", action="store_true", help="the server's shared buffers on 2 MiB pages")
     ap.add_argument("--folder", type=Path, default=FOLDER, help="the server's folder (kept)")
     ap.add_argument(
-        "--shuffled", action="store_true", help="copy the templates in a random order (the graph is built in it)"
+        "--order",
+        choices=("enrolled", "shuffled", "copy"),
+        default="enrolled",
+        help="the order the templates are written in (the graph is built in it); copy: by `facegate gallery copy`",
     )
     ap.add_argument("--scores", choices=("plain", "normalised"), default="plain")
     args = ap.parse_args()
@@ -198,10 +220,10 @@ def main() -> None:
         args.ef_construction,
         args.huge_pages,
         args.folder,
-        args.shuffled,
+        args.order,
         normalise,
     )
-    tag = f"{args.n}_m{args.m}_efc{args.ef_construction}" + ("_shuffled" if args.shuffled else "")
+    tag = f"{args.n}_m{out['hnsw']['m']}_efc{out['hnsw']['ef_construction']}{SUFFIX[args.order]}"
     tag += ("_huge" if args.huge_pages else "") + ("_normalised" if normalise else "")
     (OUT / f"pgvector_ab_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
     server = f"{out['postgresql']}, pgvector {out['pgvector']}, huge pages {out['huge_pages']}"

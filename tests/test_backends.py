@@ -35,9 +35,10 @@ from facegate.gallery.ann import AnnSearch, header_path, server_index_path
 from facegate.gallery.audit import Event, EventQuery, kept_photo, query_events
 from facegate.gallery.backends import open_existing, open_store, stored_meta
 from facegate.gallery.keys import check_key, create_key, revoke_key
+from facegate.gallery.locality import locality_order
 from facegate.gallery.lockout import LockoutPolicy, lock_if_due, lock_state, locked_names, unlock
 from facegate.gallery.store import NewTemplate
-from facegate.gallery.store_postgres import EF_SEARCH
+from facegate.gallery.store_postgres import COPY_BUILD_MEMORY_MB, EF_SEARCH, _build_memory
 
 from .conftest import new_postgres_gallery
 
@@ -484,6 +485,62 @@ def test_gallery_copy_round_trip_is_bit_exact(tmp_path, postgres_url):
         g.add_embeddings("x", np.zeros((1, 1024)))
     mixed = runner.invoke(main, ["gallery", "copy", str(source), str(other)])
     assert mixed.exit_code == 5 and "holds 'pixels' embeddings" in mixed.output
+
+
+def test_a_copy_to_a_server_writes_near_templates_together_and_builds_its_index_after_them(tmp_path, postgres_url):
+    """pgvector builds its graph in the table's order: a copy writes the templates in ``locality_order``
+    (keeping the source's order in ids), then builds the HNSW index as it was defined, once. The copy
+    is searched through pgvector, and enrolment goes on after the copied ids."""
+    rng = np.random.default_rng(11)
+    centres = np.eye(3, dtype=np.float32) * 0.9
+    source = tmp_path / "source.sqlite"
+    with stand_in(source) as g:  # 1,500 templates of 3 tight groups, each person's spread over them
+        g.add_embeddings_bulk(
+            {f"p{i:03d}": centres[rng.integers(3, size=3)] + 0.01 * vectors(rng, 3) for i in range(500)}
+        )
+        ids, _, matrix, _ = g.store.load_templates()
+    server = new_postgres_gallery(postgres_url)
+    with stand_in(server) as g, g.store.reading() as db:
+        defined = db.raw.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'templates_embedding_hnsw'")
+        defined = defined.fetchone()[0]
+    result = CliRunner().invoke(main, ["gallery", "copy", str(source), server, "--json"])
+    assert result.exit_code == 0, result.output
+    assert export_of(server) == export_of(source)
+    with stand_in(server, index="ann") as g:
+        with g.store.reading() as db:
+            copied_ids = [r[0] for r in db.raw.execute("SELECT id FROM templates ORDER BY id")]
+            written = [r[0] for r in db.raw.execute("SELECT id FROM templates ORDER BY ctid")]
+            index = db.raw.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'templates_embedding_hnsw'")
+            index = index.fetchone()[0]
+        assert written == np.array(copied_ids)[locality_order(matrix)].tolist() != copied_ids
+        assert index == defined
+        assert g.search_kind == "ann" and g.store.searcher.templates(matrix[7], 1) == [(copied_ids[7], 1 + 7 // 3)]
+        g.add_embeddings("new", vectors(rng, 1))
+        _, owners, _, names = g.store.load_templates()
+        assert names[owners[-1]] == "new" and owners[-1] == 501
+    assert len(ids) == len(copied_ids) == 1_500
+
+
+def test_a_copys_index_build_asks_for_the_memory_its_graph_needs_for_its_own_transaction(postgres_url):
+    """pgvector builds several times faster where its graph fits in ``maintenance_work_mem``: a copy
+    raises it for its transaction to 1,512 bytes a 128-number template, never lowers it, and asks
+    for at most ``COPY_BUILD_MEMORY_MB``."""
+    store = open_store(new_postgres_gallery(postgres_url), "copy-test", 128)
+    setting = "SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'"
+    try:
+        with store.transaction() as db:
+            server_kb = db.raw.execute(setting).fetchone()[0]
+            assert server_kb == 64 * 1024  # the test server's default
+            _build_memory(db, 10_000, 128)  # 14,765 kB: less than the server's
+            assert db.raw.execute(setting).fetchone()[0] == server_kb
+            _build_memory(db, 1_000_000, 128)
+            assert db.raw.execute(setting).fetchone()[0] == 1_000_000 * 1_512 // 1024
+            _build_memory(db, 10_000_000, 128)
+            assert db.raw.execute(setting).fetchone()[0] == COPY_BUILD_MEMORY_MB * 1024
+        with store.reading() as db:
+            assert db.raw.execute(setting).fetchone()[0] == server_kb
+    finally:
+        store.close()
 
 
 def export_of(location) -> list:

@@ -25,7 +25,10 @@ def copy_cmd(source, destination, as_json):
 
     Each is a gallery file or a postgresql://user:password@host/dbname URL. People,
     templates (embeddings bit-exact) and the gallery's model and settings are copied in
-    one transaction; a destination with people, or of another model, is refused.
+    one transaction; a destination with people, or of another model, is refused. Into
+    PostgreSQL, the templates are written with near ones together and pgvector's index is
+    built once after them, which gives a graph that searches better (a million templates:
+    about five minutes).
     """
     from facegate.gallery.backends import copy_gallery
 

@@ -72,10 +72,16 @@ from facegate.gallery.store import (
 #: URL schemes this store answers to
 SCHEMES = ("postgresql", "postgres")
 
-#: HNSW build parameters (pgvector's defaults) and the candidates a search considers by default
+#: the HNSW index's name, its build parameters (pgvector's defaults) and the candidates a search considers by default
+HNSW_INDEX = "templates_embedding_hnsw"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
+#: a copy's index build: the most memory it asks for (pgvector builds several times faster where its
+#: graph fits in ``maintenance_work_mem``), and the graph's bytes per template beyond its embedding's
+#: (1,274 in all for 128 numbers at m 16: the server's notice at 64 MB, 52,676 templates; with headroom)
+COPY_BUILD_MEMORY_MB = 2048
+GRAPH_BYTES_PER_TEMPLATE = 1000
 
 #: metrics whose ranking equals the cosine distance's (the index then uses vector_cosine_ops)
 COSINE_METRICS = ("cosine", "euclidean_l2")
@@ -123,7 +129,7 @@ def _tables(dim: int) -> list[str]:
 def _hnsw(metric: str | None) -> list[str]:
     ops = "vector_cosine_ops" if metric in COSINE_METRICS else "vector_l2_ops"
     return [
-        f"CREATE INDEX IF NOT EXISTS templates_embedding_hnsw ON templates USING hnsw (embedding {ops}) "
+        f"CREATE INDEX IF NOT EXISTS {HNSW_INDEX} ON templates USING hnsw (embedding {ops}) "
         f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})",
     ]
 
@@ -574,7 +580,17 @@ class PostgresStore(SharedStoreCode):
         return meta, people, templates
 
     def import_rows(self, meta: Mapping[str, str], people: Sequence[tuple], templates: Sequence[tuple]) -> None:
-        """Write an export into this (empty) gallery, in one transaction (see :meth:`export`)."""
+        """Write an export into this (empty) gallery, in one transaction (see :meth:`export`).
+
+        People and templates get ids in the export's order; the templates are written (binary COPY) in
+        :func:`~facegate.gallery.locality.locality_order`, with the HNSW index dropped and built again
+        after them as it was defined, in memory where it fits (:func:`_build_memory`): 100k templates
+        copied in 18 s instead of 272 s with a graph insert per template. pgvector adds rows to its graph
+        in the table's order, and a graph built in that order finds the nearest templates somewhat more
+        often for the same search effort (see :mod:`facegate.gallery.locality`). The dropped index
+        keeps other sessions out of the templates until the copy commits."""
+        from facegate.gallery.locality import locality_order
+
         with self.transaction() as db:
             if self.counts() != (0, 0):
                 raise GalleryError(f"the gallery {self.path} is not empty: copy into a new one")
@@ -585,18 +601,28 @@ class PostgresStore(SharedStoreCode):
                         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                         (key, value),
                     )
-            ids = {}
-            for name, created in people:
-                ids[name] = int(
-                    db.raw.execute(
-                        "INSERT INTO people (name, created_at) VALUES (%s, %s) RETURNING id", (name, created)
-                    ).fetchone()[0]
-                )
-            db.raw.cursor().executemany(
-                "INSERT INTO templates (person_id, embedding, model, image_sha256, box, created_at, engine, tta) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [(ids[name], Vector(vector), *rest) for name, vector, *rest in templates],
-            )
+            ids = dict(zip((name for name, _ in people), _reserve_ids(db, "people", len(people)), strict=True))
+            with db.raw.cursor().copy("COPY people (id, name, created_at) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "text", "text"])
+                for name, created in people:
+                    copy.write_row((ids[name], name, created))
+            template_ids = _reserve_ids(db, "templates", len(templates))
+            index = db.raw.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+                (HNSW_INDEX,),
+            ).fetchone()
+            if index is not None:
+                db.raw.execute(f"DROP INDEX {HNSW_INDEX}")
+                _build_memory(db, len(templates), self.dim)
+            vector = int(db.raw.execute("SELECT 'vector'::regtype::oid").fetchone()[0])
+            columns = "id, person_id, embedding, model, image_sha256, box, created_at, engine, tta"
+            with db.raw.cursor().copy(f"COPY templates ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "int8", vector, *["text"] * 6])
+                for i in locality_order(np.array([t[1] for t in templates])) if templates else ():
+                    name, embedding, *rest = templates[i]
+                    copy.write_row((template_ids[i], ids[name], Vector(embedding), *rest))
+            if index is not None:
+                db.raw.execute(index[0])
 
     # -- writes (each one transaction) -----------------------------------------------------------
     def add_person(
@@ -720,6 +746,27 @@ class PgSearcher:
         for _, person in self.templates(query, max(self.ef_search, candidate_count(k))):
             seen.setdefault(person, None)
         return list(seen)
+
+
+def _build_memory(db: PgConnection, templates: int, dim: int) -> None:
+    """Let this transaction's HNSW build hold its graph in memory: ``maintenance_work_mem`` raised (never
+    lowered) to what pgvector's graph of ``templates`` needs, up to :data:`COPY_BUILD_MEMORY_MB`. Beyond
+    it pgvector builds on disk: slower, the same index."""
+    need_kb = templates * (4 * dim + GRAPH_BYTES_PER_TEMPLATE) // 1024
+    have_kb = int(db.raw.execute("SELECT setting FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()[0])
+    want_kb = min(need_kb, COPY_BUILD_MEMORY_MB * 1024)
+    if want_kb > have_kb:
+        db.raw.execute(f"SET LOCAL maintenance_work_mem = '{int(want_kb)}kB'")
+
+
+def _reserve_ids(db: PgConnection, table: str, n: int) -> range:
+    """The next ``n`` ids of ``table``'s identity, taken at once (within a write: writers take turns)."""
+    if n == 0:
+        return range(0)
+    sequence = f"pg_get_serial_sequence('{table}', 'id')"
+    first = int(db.raw.execute(f"SELECT nextval({sequence})").fetchone()[0])
+    db.raw.execute(f"SELECT setval({sequence}, %s)", (first + n - 1,))
+    return range(first, first + n)
 
 
 def _default_metric(model: str) -> str:
