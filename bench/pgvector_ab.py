@@ -45,7 +45,7 @@ from pgvector_scale import DIM, MODEL, SERVER, bulk_load
 
 FOLDER = OUT / "scale" / "pgvector"
 #: each ``--order``'s mark in database and file names
-SUFFIX = {"enrolled": "", "shuffled": "_shuffled", "copy": "_copied"}
+SUFFIX = {"enrolled": "", "shuffled": "_shuffled", "locality": "_locality", "copy": "_copied"}
 
 
 def _copy_people(conn, names: dict[int, str]) -> None:
@@ -59,11 +59,14 @@ def database(url: str, n: int, m: int, efc: int, sqlite, order: str = "enrolled"
 
     ``order``, the order the templates are written in (pgvector builds its graph in the table's order):
     ``enrolled`` (the SQLite gallery's: the LFW people first, as one block), ``shuffled`` (a seeded
-    random order), or ``copy``: made by ``facegate gallery copy`` (``copy_gallery``: written in
-    ``locality_order``, the store's own index built after them; ``m`` and ``efc`` are the store's)."""
+    random order), ``locality`` (``locality_order`` of the enrolled order, as a copy writes them, for
+    other graphs than the store's), or ``copy``: made by ``facegate gallery copy`` (``copy_gallery``:
+    written in ``locality_order``, the store's own index built after them; ``m`` and ``efc`` are the
+    store's)."""
     import psycopg
 
     from facegate.gallery.backends import copy_gallery
+    from facegate.gallery.locality import locality_order
     from facegate.gallery.store_postgres import PostgresStore
 
     name = f"scale_{n}_m{m}_efc{efc}{SUFFIX[order]}"
@@ -87,8 +90,10 @@ def database(url: str, n: int, m: int, efc: int, sqlite, order: str = "enrolled"
             conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (done_key, json.dumps(made)))
         return gallery_url, made
     _, owners, matrix, names = sqlite.load_templates()
-    if order == "shuffled":
-        permutation = np.random.default_rng(0).permutation(len(owners))
+    if order != "enrolled":
+        permutation = (
+            np.random.default_rng(0).permutation(len(owners)) if order == "shuffled" else locality_order(matrix)
+        )
         owners, matrix = owners[permutation], matrix[permutation]
     store = PostgresStore(gallery_url, MODEL, DIM)
     conn = store._conn
@@ -204,7 +209,7 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=FOLDER, help="the server's folder (kept)")
     ap.add_argument(
         "--order",
-        choices=("enrolled", "shuffled", "copy"),
+        choices=tuple(SUFFIX),
         default="enrolled",
         help="the order the templates are written in (the graph is built in it); copy: by `facegate gallery copy`",
     )

@@ -4,10 +4,11 @@ pgvector builds its HNSW graph in the order rows are written (a bulk build scans
 order; inserts add one node each). Written in this order (nested k-means groups of about
 :data:`LEAF` templates, the groups of one parent side by side, each group's templates in their
 given order), its graph found exact search's best person somewhat more often for the same search
-effort than written in a random order: at 1M templates (one build each, 800 real probes)
-0.774 / 0.879 / 0.946 at ``ef_search`` 100 / 200 / 400 against 0.745 / 0.858 / 0.926, at about the
-same speed; at 100k (three builds each) 0.592 / 0.741 / 0.871 at 10 / 20 / 40 against 0.583 / 0.733 /
-0.841. Only numpy: the PostgreSQL extra does not install faiss.
+effort than written in a random order, a little faster: at 1M templates (``bench/pgvector_ab.py
+--order copy`` against ``--order shuffled``, one build each) 0.760 / 0.863 / 0.940 at ``ef_search``
+100 / 200 / 400 against 0.728 / 0.845 / 0.907; at 100k (``bench/pgvector_order.py``, three builds
+each) 0.586 / 0.746 / 0.872 at 10 / 20 / 40 against 0.587 / 0.727 / 0.845 (nothing gained at the
+smallest). Only numpy: the PostgreSQL extra does not install faiss.
 """
 
 from __future__ import annotations
