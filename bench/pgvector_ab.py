@@ -66,8 +66,6 @@ def database(url: str, n: int, m: int, efc: int, sqlite, order: str = "enrolled"
     import psycopg
 
     from facegate.gallery.backends import copy_gallery
-    from facegate.gallery.locality import locality_order
-    from facegate.gallery.store_postgres import PostgresStore
 
     name = f"scale_{n}_m{m}_efc{efc}{SUFFIX[order]}"
     gallery_url = url.replace("/postgres?", f"/{name}?")
@@ -90,27 +88,51 @@ def database(url: str, n: int, m: int, efc: int, sqlite, order: str = "enrolled"
             conn.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (done_key, json.dumps(made)))
         return gallery_url, made
     _, owners, matrix, names = sqlite.load_templates()
-    if order != "enrolled":
-        permutation = (
-            np.random.default_rng(0).permutation(len(owners)) if order == "shuffled" else locality_order(matrix)
-        )
-        owners, matrix = owners[permutation], matrix[permutation]
-    store = PostgresStore(gallery_url, MODEL, DIM)
-    conn = store._conn
-    load_s = bulk_load(store, lambda c: _copy_people(c, names), owners - 1, matrix)  # the same person ids
-    made = {"load_s": round(load_s, 1)}
-    start = time.perf_counter()
-    conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
-    conn.execute(
-        "CREATE INDEX templates_embedding_hnsw ON templates USING hnsw (embedding vector_l2_ops) "
-        f"WITH (m = {m}, ef_construction = {efc})"
-    )
-    made["build_s"] = round(time.perf_counter() - start, 1)
-    made["index_mb"] = round(conn.execute("SELECT pg_relation_size('templates_embedding_hnsw')").fetchone()[0] / 2**20)
-    with conn.transaction():
+    permutation = order_of(order, 0, matrix)
+    made = fill(gallery_url, names, owners[permutation], matrix[permutation], m, efc)
+    with psycopg.connect(gallery_url, autocommit=True) as conn:
         conn.execute("INSERT INTO meta (key, value) VALUES ('bench_complete', %s)", (json.dumps(made),))
-    store.close()
     return gallery_url, made
+
+
+def order_of(kind: str, seed: int, matrix: np.ndarray) -> np.ndarray:
+    """The order ``kind`` writes the templates in: ``enrolled`` (as given), ``shuffled`` (a random order
+    from ``seed``), ``locality`` (``locality_order`` of the given order, as a copy writes them) or
+    ``locality_shuffled`` (``locality_order`` of the random order)."""
+    from facegate.gallery.locality import locality_order
+
+    if kind == "enrolled":
+        return np.arange(len(matrix))
+    if kind == "locality":
+        return locality_order(matrix, seed=seed)
+    shuffled = np.random.default_rng(seed).permutation(len(matrix))
+    if kind == "shuffled":
+        return shuffled
+    return shuffled[locality_order(matrix[shuffled], seed=seed)]
+
+
+def fill(gallery_url: str, names: dict[int, str], owners: np.ndarray, matrix: np.ndarray, m: int, efc: int) -> dict:
+    """A new gallery's tables filled by binary COPY with these templates in this order (the same person
+    ids), then its HNSW index built with the bench server's ``maintenance_work_mem``: the seconds each
+    took and the index's size."""
+    from facegate.gallery.store_postgres import PostgresStore
+
+    store = PostgresStore(gallery_url, MODEL, DIM)
+    try:
+        conn = store._conn
+        made = {"load_s": round(bulk_load(store, lambda c: _copy_people(c, names), owners - 1, matrix), 1)}
+        start = time.perf_counter()
+        conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
+        conn.execute(
+            "CREATE INDEX templates_embedding_hnsw ON templates USING hnsw (embedding vector_l2_ops) "
+            f"WITH (m = {m}, ef_construction = {efc})"
+        )
+        made["build_s"] = round(time.perf_counter() - start, 1)
+        size = conn.execute("SELECT pg_relation_size('templates_embedding_hnsw')").fetchone()[0]
+        made["index_mb"] = round(size / 2**20)
+        return made
+    finally:
+        store.close()
 
 
 def compare(

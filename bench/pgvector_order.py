@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,29 +31,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gallery_scale import OUT, gallery_path, probes
 from hnsw_budget import exact_owners
-from pgvector_ab import FOLDER, _copy_people
-from pgvector_scale import DIM, MODEL, SERVER, bulk_load
+from pgvector_ab import FOLDER, fill, order_of
+from pgvector_scale import SERVER
 
 ORDERS = ("enrolled", "shuffled", "locality", "locality_shuffled")
-
-
-def order_of(kind: str, seed: int, matrix: np.ndarray) -> np.ndarray:
-    from facegate.gallery.locality import locality_order
-
-    if kind == "enrolled":
-        return np.arange(len(matrix))
-    if kind == "locality":
-        return locality_order(matrix, seed=seed)
-    shuffled = np.random.default_rng(seed).permutation(len(matrix))
-    if kind == "shuffled":
-        return shuffled
-    return shuffled[locality_order(matrix[shuffled], seed=seed)]
 
 
 def one_build(url: str, kind: str, seed: int, data: tuple, queries: np.ndarray, truth: np.ndarray, efs: list[int]):
     import psycopg
 
-    from facegate.gallery.store_postgres import PostgresStore, Vector, _register_vector
+    from facegate.gallery.store_postgres import Vector, _register_vector
 
     owners, matrix, names = data
     name = "order_bench"
@@ -63,16 +49,7 @@ def one_build(url: str, kind: str, seed: int, data: tuple, queries: np.ndarray, 
         admin.execute(f"CREATE DATABASE {name}")
     gallery_url = url.replace("/postgres?", f"/{name}?")
     order = order_of(kind, seed, matrix)
-    store = PostgresStore(gallery_url, MODEL, DIM)
-    bulk_load(store, lambda c: _copy_people(c, names), owners[order] - 1, matrix[order])
-    start = time.perf_counter()
-    store._conn.execute(f"SET maintenance_work_mem = '{SERVER['maintenance_work_mem']}'")
-    store._conn.execute(
-        "CREATE INDEX templates_embedding_hnsw ON templates USING hnsw (embedding vector_l2_ops) "
-        "WITH (m = 16, ef_construction = 64)"
-    )
-    build_s = time.perf_counter() - start
-    store.close()
+    build_s = fill(gallery_url, names, owners[order], matrix[order], 16, 64)["build_s"]
     recalls = []
     with psycopg.connect(gallery_url, autocommit=True) as db:
         _register_vector(db)
