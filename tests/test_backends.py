@@ -289,6 +289,7 @@ def test_pgvectors_candidates_are_every_template_its_search_kept(postgres_url):
         by_distance = owners[np.argsort(((matrix - query) ** 2).sum(1))].tolist()
         searcher = g.store.searcher
         assert searcher.operator == "<->"
+        assert searcher.sql() == "SELECT id, person_id FROM templates ORDER BY embedding <-> %s LIMIT %s"
         searcher.ef_search = 100
         assert searcher.candidates(query, 1) == by_distance[:100]
         searcher.ef_search = 20

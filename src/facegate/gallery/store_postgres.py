@@ -721,6 +721,10 @@ class PgSearcher:
         self.ef_search = ef_search
         self.operator = "<=>" if store.metric in COSINE_METRICS else "<->"
 
+    def sql(self) -> str:
+        """The search's statement (parameters: the query, how many templates)."""
+        return f"SELECT id, person_id FROM templates ORDER BY embedding {self.operator} %s LIMIT %s"
+
     def templates(self, query: np.ndarray, m: int) -> list[tuple[int, int]]:
         """The ``m`` nearest templates by the index: (template id, person id), nearest first."""
         ef = max(self.ef_search, m)
@@ -728,10 +732,7 @@ class PgSearcher:
             if self.store._ef_search != ef:  # a session setting: set when it changes, not per query
                 db.raw.execute(f"SET hnsw.ef_search = {int(ef)}")
                 self.store._ef_search = ef
-            rows = db.raw.execute(
-                f"SELECT id, person_id FROM templates ORDER BY embedding {self.operator} %s LIMIT %s",
-                (Vector(query), int(m)),
-            ).fetchall()
+            rows = db.raw.execute(self.sql(), (Vector(query), int(m))).fetchall()
         return [(int(t), int(p)) for t, p in rows]
 
     def candidates(self, query: np.ndarray, k: int) -> list[int]:
