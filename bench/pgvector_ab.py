@@ -168,11 +168,7 @@ def compare(
         with psycopg.connect(gallery_url, autocommit=True) as db:
             db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             db.execute("SELECT pg_prewarm('templates_embedding_hnsw'), pg_prewarm('templates')")
-            server = {
-                "postgresql": db.execute("SHOW server_version").fetchone()[0],
-                "pgvector": db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0],
-                "huge_pages": db.execute("SHOW huge_pages_status").fetchone()[0],
-            }
+            server = server_facts(db)
         remote = Gallery(gallery_url, index="ann", normalise=normalise)
         assert remote.search_kind == "ann" and len(remote._index) == len(index)
         start = time.perf_counter()
@@ -183,39 +179,59 @@ def compare(
         arms = {"SQLite, in-process ivf": (local, None), "PostgreSQL, in-process ivf": (beside, None)} | {
             f"PostgreSQL, pgvector ef_search {ef}": (remote, ef) for ef in ef_values
         }
-        times: dict[str, list[float]] = {a: [] for a in arms}
-        same: dict[str, list[bool]] = {a: [] for a in arms}
-        for round_ in (0, 1):
-            for name in list(arms) if round_ == 0 else list(arms)[::-1]:
-                g, ef = arms[name]
-                if ef is not None:
-                    g.store.searcher.ef_search = ef
-                for q in queries[:20]:  # warm-up
-                    g.identify_embedding(q, top_k=10)
-                for q, best in zip(queries, exact, strict=True):
-                    t = time.perf_counter()
-                    result = g.identify_embedding(q, top_k=10)
-                    times[name].append(time.perf_counter() - t)
-                    if round_ == 0:
-                        same[name].append(result.candidates[0].name == best)
+        times, same = answer(arms, queries, exact)
         remote.close()
         beside.close()
     local.close()
-    rows = [
-        {
-            "search": name,
-            "identify_p50_ms": ms(times[name])[0],
-            "identify_p95_ms": ms(times[name])[1],
-            "same_best_as_exact": round(float(np.mean(same[name])), 4),
-            "same_best_mated": round(float(np.mean(np.array(same[name])[mated])), 4),
-            "same_best_strangers": round(float(np.mean(np.array(same[name])[~mated])), 4),
-        }
-        for name in arms
-    ]
+    rows = [row(name, times[name], same[name], mated) for name in arms]
     hnsw = {"m": m, "ef_construction": efc, "order": order, **made}
     scores = "normalised" if normalise else "plain"
     head = {"templates": n, "probes": len(queries), "mated": int(mated.sum()), "scores": scores, "hnsw": hnsw}
     return head | server | {"rows": rows}
+
+
+def server_facts(db) -> dict:
+    """The server's PostgreSQL and pgvector versions and whether its shared buffers are on huge pages."""
+    return {
+        "postgresql": db.execute("SHOW server_version").fetchone()[0],
+        "pgvector": db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0],
+        "huge_pages": db.execute("SHOW huge_pages_status").fetchone()[0],
+    }
+
+
+def answer(arms: dict, queries: np.ndarray, exact: list[str], top_k: int = 10) -> tuple[dict, dict]:
+    """Each arm (name: gallery and its ``ef_search``, None to leave it) identifies every query in a block
+    (20 first to warm up), twice, the second time in the reverse order: each identification's seconds
+    (both rounds), and whether its best person was exact search's (first round)."""
+    times: dict[str, list[float]] = {a: [] for a in arms}
+    same: dict[str, list[bool]] = {a: [] for a in arms}
+    for round_ in (0, 1):
+        for name in list(arms) if round_ == 0 else list(arms)[::-1]:
+            g, ef = arms[name]
+            if ef is not None:
+                g.store.searcher.ef_search = ef
+            for q in queries[:20]:  # warm-up
+                g.identify_embedding(q, top_k=top_k)
+            for q, best in zip(queries, exact, strict=True):
+                t = time.perf_counter()
+                result = g.identify_embedding(q, top_k=top_k)
+                times[name].append(time.perf_counter() - t)
+                if round_ == 0:
+                    same[name].append(result.candidates[0].name == best)
+    return times, same
+
+
+def row(name: str, times: list[float], same: list[bool], mated: np.ndarray) -> dict:
+    """One arm's reported figures: p50 / p95 ms, and how often its best person was exact search's."""
+    ok = np.array(same)
+    return {
+        "search": name,
+        "identify_p50_ms": ms(times)[0],
+        "identify_p95_ms": ms(times)[1],
+        "same_best_as_exact": round(float(ok.mean()), 4),
+        "same_best_mated": round(float(ok[mated].mean()), 4),
+        "same_best_strangers": round(float(ok[~mated].mean()), 4),
+    }
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gallery_scale import OUT, exact_best, gallery_path, ms, probes
-from pgvector_ab import FOLDER, SUFFIX, database
+from gallery_scale import OUT, exact_best, gallery_path, probes
+from pgvector_ab import FOLDER, SUFFIX, answer, database, row, server_facts
 from pgvector_scale import DIM, MODEL, SERVER
 
 from facegate.gallery.ann import candidate_count
@@ -111,11 +111,7 @@ def compare(args: argparse.Namespace) -> dict:
         with psycopg.connect(gallery_url, autocommit=True) as db:
             db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             db.execute(f"SELECT pg_prewarm('{HNSW_INDEX}'), pg_prewarm('{name}'), pg_prewarm('templates')")
-            server = {
-                "postgresql": db.execute("SHOW server_version").fetchone()[0],
-                "pgvector": db.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0],
-                "huge_pages": db.execute("SHOW huge_pages_status").fetchone()[0],
-            }
+            server = server_facts(db)
         vector = Gallery(gallery_url, index="ann", normalise=False)
         halfvec = Gallery(gallery_url, index="ann", normalise=False)
         halfvec.store.searcher = HalfSearcher(halfvec.store)
@@ -129,38 +125,14 @@ def compare(args: argparse.Namespace) -> dict:
             queries = queries.astype(np.float32)
             mated = np.array([t is not None for t in truth])
             exact = exact_best(args.n, queries, False)
-            times: dict[str, list[float]] = {a: [] for a in arms}
-            same: dict[str, list[bool]] = {a: [] for a in arms}
-            for round_ in (0, 1):
-                for label in list(arms) if round_ == 0 else list(arms)[::-1]:
-                    g, ef = arms[label]
-                    g.store.searcher.ef_search = ef
-                    for q in queries[:20]:  # warm-up
-                        g.identify_embedding(q, top_k=args.top_k)
-                    for q, best in zip(queries, exact, strict=True):
-                        t = time.perf_counter()
-                        result = g.identify_embedding(q, top_k=args.top_k)
-                        times[label].append(time.perf_counter() - t)
-                        if round_ == 0:
-                            same[label].append(result.candidates[0].name == best)
+            times, same = answer(arms, queries, exact, args.top_k)
             rows = []
             with psycopg.connect(gallery_url, autocommit=True) as db:
                 _register_vector(db)
                 for label, (g, ef) in arms.items():
                     pages, used = pages_read(db, g.store.searcher.sql(), queries, ef)
-                    ok = np.array(same[label])
-                    rows.append(
-                        {
-                            "search": label,
-                            "identify_p50_ms": ms(times[label])[0],
-                            "identify_p95_ms": ms(times[label])[1],
-                            "same_best_as_exact": round(float(ok.mean()), 4),
-                            "same_best_mated": round(float(ok[mated].mean()), 4),
-                            "same_best_strangers": round(float(ok[~mated].mean()), 4),
-                            "pages_per_search": round(pages),
-                            "index_used": used,
-                        }
-                    )
+                    figures = {"pages_per_search": round(pages), "index_used": used}
+                    rows.append(row(label, times[label], same[label], mated) | figures)
             sets[kind] = {"probes": len(queries), "mated": int(mated.sum()), "rows": rows}
         vector.close()
         halfvec.close()
