@@ -150,7 +150,7 @@ def compare(
 
     from facegate.gallery import Gallery
     from facegate.gallery.pg_embedded import temporary_server
-    from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M
+    from facegate.gallery.store_postgres import HNSW_EF_CONSTRUCTION, HNSW_M, PgSearcher
 
     if order == "copy":  # the store's own index
         m, efc = HNSW_M, HNSW_EF_CONSTRUCTION
@@ -171,6 +171,8 @@ def compare(
             server = server_facts(db)
         remote = Gallery(gallery_url, index="ann", normalise=normalise)
         assert remote.search_kind == "ann" and len(remote._index) == len(index)
+        remote.store.searcher.close()  # the store's index, also where bench/pgvector_shards.py added shards
+        remote.store.searcher = PgSearcher(remote.store)
         start = time.perf_counter()
         beside = Gallery(gallery_url, index="ivf", normalise=normalise)  # the server's templates, searched here
         assert beside.search_kind == "ann"

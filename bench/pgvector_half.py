@@ -32,6 +32,8 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,46 +96,79 @@ def pages_read(db, sql: str, queries: np.ndarray, ef: int) -> tuple[float, str]:
     return float(np.mean(pages)), ",".join(sorted(used))
 
 
-def compare(args: argparse.Namespace) -> dict:
+def probe_sets(gallery_url: str, n: int, n_probes: int, arms: dict, top_k: int) -> dict:
+    """The tuning and the reported probes (``n_probes`` mated and as many strangers each) answered by every
+    arm (``pgvector_ab.answer``): each arm's figures, with the pages its search reads and its index."""
     import psycopg
 
-    from facegate.gallery import Gallery
+    sets = {}
+    for kind in ("tuning", "reported"):
+        queries, truth = probes(n_probes, tuning=kind == "tuning")
+        queries = queries.astype(np.float32)
+        mated = np.array([t is not None for t in truth])
+        exact = exact_best(n, queries, False)
+        times, same = answer(arms, queries, exact, top_k)
+        rows = []
+        with psycopg.connect(gallery_url, autocommit=True) as db:
+            _register_vector(db)
+            for label, (g, ef) in arms.items():
+                pages, used = pages_read(db, g.store.searcher.sql(), queries, ef)
+                figures = {"pages_per_search": round(pages), "index_used": used}
+                rows.append(row(label, times[label], same[label], mated) | figures)
+        sets[kind] = {"probes": len(queries), "mated": int(mated.sum()), "rows": rows}
+    return sets
+
+
+def print_table(out: dict) -> None:
+    """A run's rows as the README's table (the server and graphs in a comment first)."""
+    print(f"<!-- {out['postgresql']}, pgvector {out['pgvector']}, huge pages {out['huge_pages']}; {out['graphs']} -->")
+    print("| probes | search | identify p50 / p95 ms | best = exact's: all / mated / strangers | pages | index |")
+    print("|---|---|---:|---:|---:|---|")
+    for kind in ("tuning", "reported"):
+        for r in out[kind]["rows"]:
+            same = f"{r['same_best_as_exact']:.3f} / {r['same_best_mated']:.3f} / {r['same_best_strangers']:.3f}"
+            p50, p95 = r["identify_p50_ms"], r["identify_p95_ms"]
+            print(f"| {kind} | {r['search']} | {p50} / {p95} | {same} | {r['pages_per_search']} | {r['index_used']} |")
+
+
+@contextmanager
+def bench_database(args: argparse.Namespace, half_m: int, half_efc: int) -> Iterator[tuple[str, dict, str, dict]]:
+    """The bench server, started with this run's settings (``--shared-buffers``, ``--huge-pages``), and
+    ``pgvector_ab.py``'s database for ``args`` with the half-precision index beside the store's: its URL,
+    how it was made, the half-precision index's name and how that was made."""
     from facegate.gallery.pg_embedded import temporary_server
 
     settings = {**SERVER, "shared_buffers": args.shared_buffers, "huge_pages": "on" if args.huge_pages else "off"}
-    asked = candidate_count(args.top_k)
-    efs = sorted({max(ef, asked) for ef in args.ef_search})
     local = GalleryStore(gallery_path(args.n), MODEL, DIM, create=False)
     with temporary_server(args.folder, settings, keep=True) as url:
         gallery_url, made = database(url, args.n, args.m, args.ef_construction, local, args.order)
         local.close()
-        name, half = half_index(gallery_url, args.half_m, args.half_ef_construction)
+        name, half = half_index(gallery_url, half_m, half_efc)
+        yield gallery_url, made, name, half
+
+
+def compare(args: argparse.Namespace) -> dict:
+    import psycopg
+
+    from facegate.gallery import Gallery
+
+    asked = candidate_count(args.top_k)
+    efs = sorted({max(ef, asked) for ef in args.ef_search})
+    with bench_database(args, args.half_m, args.half_ef_construction) as (gallery_url, made, name, half):
         with psycopg.connect(gallery_url, autocommit=True) as db:
             db.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             db.execute(f"SELECT pg_prewarm('{HNSW_INDEX}'), pg_prewarm('{name}'), pg_prewarm('templates')")
             server = server_facts(db)
         vector = Gallery(gallery_url, index="ann", normalise=False)
         halfvec = Gallery(gallery_url, index="ann", normalise=False)
-        halfvec.store.searcher = HalfSearcher(halfvec.store)
-        assert type(halfvec._searcher()) is HalfSearcher
+        for g, searcher in ((vector, PgSearcher), (halfvec, HalfSearcher)):  # whether or not the gallery has shards
+            g.store.searcher.close()
+            g.store.searcher = searcher(g.store)
+            assert type(g._searcher()) is searcher
         arms = {
             f"{kind}, ef_search {ef}": (g, ef) for kind, g in (("vector", vector), ("halfvec", halfvec)) for ef in efs
         }
-        sets = {}
-        for kind in ("tuning", "reported"):
-            queries, truth = probes(args.probes, tuning=kind == "tuning")
-            queries = queries.astype(np.float32)
-            mated = np.array([t is not None for t in truth])
-            exact = exact_best(args.n, queries, False)
-            times, same = answer(arms, queries, exact, args.top_k)
-            rows = []
-            with psycopg.connect(gallery_url, autocommit=True) as db:
-                _register_vector(db)
-                for label, (g, ef) in arms.items():
-                    pages, used = pages_read(db, g.store.searcher.sql(), queries, ef)
-                    figures = {"pages_per_search": round(pages), "index_used": used}
-                    rows.append(row(label, times[label], same[label], mated) | figures)
-            sets[kind] = {"probes": len(queries), "mated": int(mated.sum()), "rows": rows}
+        sets = probe_sets(gallery_url, args.n, args.probes, arms, args.top_k)
         vector.close()
         halfvec.close()
     graphs = {
@@ -143,33 +178,31 @@ def compare(args: argparse.Namespace) -> dict:
     return {"templates": args.n, "top_k": args.top_k, "asked": asked, **server, "graphs": graphs, **sets}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def database_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options naming ``pgvector_ab.py``'s database, the probes and the server's settings."""
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--probes", type=int, default=200, help="mated probes and as many strangers, in each set")
     ap.add_argument("--m", type=int, default=48, help="the store's index: pgvector_ab.py's database")
     ap.add_argument("--ef-construction", type=int, default=200)
     ap.add_argument("--order", choices=tuple(s for s in SUFFIX if s != "copy"), default="locality")
+    ap.add_argument("--huge-pages", action="store_true", help="the server's shared buffers on 2 MiB pages")
+    ap.add_argument("--shared-buffers", default="6GB", help="enough for the table and its indexes")
+    ap.add_argument("--folder", type=Path, default=FOLDER, help="the server's folder (kept)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    database_arguments(ap)
     ap.add_argument("--half-m", type=int, default=64)
     ap.add_argument("--half-ef-construction", type=int, default=256)
     ap.add_argument("--ef-search", type=lambda s: [int(e) for e in s.split(",")], default=[64, 100, 130])
     ap.add_argument("--top-k", type=int, default=10, help="the people each identification asks for")
-    ap.add_argument("--huge-pages", action="store_true", help="the server's shared buffers on 2 MiB pages")
-    ap.add_argument("--shared-buffers", default="6GB", help="enough for both indexes and the table")
-    ap.add_argument("--folder", type=Path, default=FOLDER, help="the server's folder (kept)")
     args = ap.parse_args()
     out = compare(args)
     tag = f"{args.n}_m{args.m}_efc{args.ef_construction}{SUFFIX[args.order]}"
     tag += f"_half_m{args.half_m}_efc{args.half_ef_construction}_top{args.top_k}"
     (OUT / f"pgvector_half_{tag}.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"<!-- {out['postgresql']}, pgvector {out['pgvector']}, huge pages {out['huge_pages']}; {out['graphs']} -->")
-    print("| probes | search | identify p50 / p95 ms | best = exact's: all / mated / strangers | pages | index |")
-    print("|---|---|---:|---:|---:|---|")
-    for kind in ("tuning", "reported"):
-        for r in out[kind]["rows"]:
-            same = f"{r['same_best_as_exact']:.3f} / {r['same_best_mated']:.3f} / {r['same_best_strangers']:.3f}"
-            p50, p95 = r["identify_p50_ms"], r["identify_p95_ms"]
-            print(f"| {kind} | {r['search']} | {p50} / {p95} | {same} | {r['pages_per_search']} | {r['index_used']} |")
+    print_table(out)
 
 
 if __name__ == "__main__":

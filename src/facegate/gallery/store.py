@@ -126,8 +126,9 @@ class PersonRecord:
         return {"name": self.name, "templates": self.templates, "created_at": self.created_at}
 
 
-#: meta keys a store writes for itself, never copied from another gallery (a copy gets its own identity)
-OWN_META = ("schema_version", "index_metric", "gallery_uuid")
+#: meta keys a store writes for itself, never copied from another gallery (a copy gets its own identity;
+#: a PostgreSQL gallery's search shards are indexes of its own server: ``gallery/pg_shards.py``)
+OWN_META = ("schema_version", "index_metric", "gallery_uuid", "search_shards")
 
 #: how long a writer waits for another process's transaction before giving up
 BUSY_TIMEOUT_MS = 30_000

@@ -25,8 +25,9 @@ methods, semantics and typed errors as the SQLite store:
   into a table with an ``id`` returns it as ``lastrowid``;
 - search: an HNSW index on the embeddings (``vector_l2_ops``; ``vector_cosine_ops``
   for a cosine or normalised-euclidean metric) answers ``ORDER BY embedding <-> q
-  LIMIT ef_search`` in SQL (:class:`PgSearcher`); its candidates' exact distances are
-  recomputed by the gallery, so thresholds keep their meaning;
+  LIMIT ef_search`` in SQL (:class:`PgSearcher`; or shards of the people searched at once:
+  :mod:`~facegate.gallery.pg_shards`); its candidates' exact distances are recomputed by the
+  gallery, so thresholds keep their meaning;
 - a server that cannot be reached, refuses the login or lacks pgvector is a
   :class:`~facegate.errors.GalleryUnavailableError` with advice, never a "no".
 
@@ -391,7 +392,9 @@ class PostgresStore(SharedStoreCode):
         except BaseException:
             self.close()  # a refused open leaves no connection behind
             raise
-        self.searcher = PgSearcher(self)
+        from facegate.gallery.pg_shards import searcher_for  # it builds on this module
+
+        self.searcher = searcher_for(self)
 
     # -- connection ------------------------------------------------------------------------------
     @contextmanager
@@ -433,6 +436,9 @@ class PostgresStore(SharedStoreCode):
             yield self._ready()
 
     def close(self) -> None:
+        searcher = getattr(self, "searcher", None)
+        if searcher is not None:
+            searcher.close()
         with self._lock:
             if self._conn is not None and not self._conn.closed:
                 self._conn.close()
@@ -513,7 +519,8 @@ class PostgresStore(SharedStoreCode):
 
     def check_integrity(self) -> list[str]:
         """Problems found in the gallery's data ([] when none): templates without a person, people without a
-        template, embeddings of another size, a migration missing, a people_version row missing."""
+        template, embeddings of another size, a migration missing, a people_version row missing, an index its
+        search needs missing (:meth:`PgSearcher.missing_indexes`)."""
         checks = {
             "templates without a person": "SELECT COUNT(*) FROM templates t LEFT JOIN people p "
             "ON p.id = t.person_id WHERE p.id IS NULL",
@@ -525,6 +532,7 @@ class PostgresStore(SharedStoreCode):
         }
         with self.reading() as db:
             found = {what: int(db.raw.execute(sql).fetchone()[0]) for what, sql in checks.items()}
+        found["missing search indexes"] = len(self.searcher.missing_indexes())
         return [f"{n} {what}" for what, n in found.items() if n]
 
     # -- versions -------------------------------------------------------------------------------
@@ -735,6 +743,14 @@ class PgSearcher:
             rows = db.raw.execute(self.sql(), (Vector(query), int(m))).fetchall()
         return [(int(t), int(p)) for t, p in rows]
 
+    def close(self) -> None:
+        """Nothing of its own to close: it searches on the store's connection."""
+
+    def missing_indexes(self) -> list[str]:
+        """The indexes this search needs that the server lacks (the store's own index is made by its
+        migrations: none)."""
+        return []
+
     def candidates(self, query: np.ndarray, k: int) -> list[int]:
         """The people owning the nearest templates the graph found, nearest first, each once (at least
         ``k`` where the gallery has that many, usually more: the gallery scores each exactly).
@@ -749,11 +765,13 @@ class PgSearcher:
         return list(seen)
 
 
-def _build_memory(db: PgConnection, templates: int, dim: int) -> None:
+def _build_memory(db: PgConnection, templates: int, dim: int, per_template: int | None = None) -> None:
     """Let this transaction's HNSW build hold its graph in memory: ``maintenance_work_mem`` raised (never
-    lowered) to what pgvector's graph of ``templates`` needs, up to :data:`COPY_BUILD_MEMORY_MB`. Beyond
-    it pgvector builds on disk: slower, the same index."""
-    need_kb = templates * (4 * dim + GRAPH_BYTES_PER_TEMPLATE) // 1024
+    lowered) to what pgvector's graph of ``templates`` needs (``per_template`` bytes each; the store's
+    index: its ``dim`` numbers and :data:`GRAPH_BYTES_PER_TEMPLATE`), up to :data:`COPY_BUILD_MEMORY_MB`.
+    Beyond it pgvector builds on disk: slower, the same index."""
+    per_template = 4 * dim + GRAPH_BYTES_PER_TEMPLATE if per_template is None else per_template
+    need_kb = templates * per_template // 1024
     have_kb = int(db.raw.execute("SELECT setting FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()[0])
     want_kb = min(need_kb, COPY_BUILD_MEMORY_MB * 1024)
     if want_kb > have_kb:
