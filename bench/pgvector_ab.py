@@ -171,8 +171,7 @@ def compare(
             server = server_facts(db)
         remote = Gallery(gallery_url, index="ann", normalise=normalise)
         assert remote.search_kind == "ann" and len(remote._index) == len(index)
-        remote.store.searcher.close()  # the store's index, also where bench/pgvector_shards.py added shards
-        remote.store.searcher = PgSearcher(remote.store)
+        use_searcher(remote, PgSearcher)  # the store's index, also where bench/pgvector_shards.py added shards
         start = time.perf_counter()
         beside = Gallery(gallery_url, index="ivf", normalise=normalise)  # the server's templates, searched here
         assert beside.search_kind == "ann"
@@ -190,6 +189,14 @@ def compare(
     scores = "normalised" if normalise else "plain"
     head = {"templates": n, "probes": len(queries), "mated": int(mated.sum()), "scores": scores, "hnsw": hnsw}
     return head | server | {"rows": rows}
+
+
+def use_searcher(g, searcher: type) -> None:
+    """Search the PostgreSQL gallery ``g`` (``index="ann"``) with ``searcher`` (a ``PgSearcher`` class)
+    instead of the one its store chose."""
+    g.store.searcher.close()
+    g.store.searcher = searcher(g.store)
+    assert type(g._searcher()) is searcher
 
 
 def server_facts(db) -> dict:

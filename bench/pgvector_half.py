@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gallery_scale import OUT, exact_best, gallery_path, probes
-from pgvector_ab import FOLDER, SUFFIX, answer, database, row, server_facts
+from pgvector_ab import FOLDER, SUFFIX, answer, database, row, server_facts, use_searcher
 from pgvector_scale import DIM, MODEL, SERVER
 
 from facegate.gallery.ann import candidate_count
@@ -161,10 +161,8 @@ def compare(args: argparse.Namespace) -> dict:
             server = server_facts(db)
         vector = Gallery(gallery_url, index="ann", normalise=False)
         halfvec = Gallery(gallery_url, index="ann", normalise=False)
-        for g, searcher in ((vector, PgSearcher), (halfvec, HalfSearcher)):  # whether or not the gallery has shards
-            g.store.searcher.close()
-            g.store.searcher = searcher(g.store)
-            assert type(g._searcher()) is searcher
+        use_searcher(vector, PgSearcher)  # whether or not the gallery has shards
+        use_searcher(halfvec, HalfSearcher)
         arms = {
             f"{kind}, ef_search {ef}": (g, ef) for kind, g in (("vector", vector), ("halfvec", halfvec)) for ef in efs
         }

@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gallery_scale import OUT, probes
-from pgvector_ab import SUFFIX, server_facts
+from pgvector_ab import SUFFIX, server_facts, use_searcher
 from pgvector_half import HalfSearcher, bench_database, database_arguments, print_table, probe_sets
 from pgvector_scale import MODEL
 
@@ -123,9 +123,7 @@ def compare(args: argparse.Namespace) -> dict:
             server = server_facts(db)
         sharded = Gallery(gallery_url, index="ann", normalise=False)
         one = Gallery(gallery_url, index="ann", normalise=False)
-        one.store.searcher.close()
-        one.store.searcher = HalfSearcher(one.store)
-        assert type(one._searcher()) is HalfSearcher
+        use_searcher(one, HalfSearcher)
         assert sharded.store.searcher.layout.shards == args.shards
         arms = {
             f"{kind}, ef_search {ef}": (g, ef)

@@ -39,7 +39,7 @@ from facegate.gallery.store_postgres import (
     Vector,
     _build_memory,
     _driver,
-    _register_vector,
+    connect,
 )
 
 #: the ``meta`` key recording the shards' layout (a store's own: never copied to another gallery)
@@ -79,8 +79,8 @@ class ShardLayout:
         return [self.index(r) for r in range(self.shards)] if self.shards > 1 else []
 
     def options(self) -> list[str]:
-        """The indexes' storage parameters, as ``pg_class.reloptions`` lists them."""
-        return [f"m={self.m}", f"ef_construction={self.ef_construction}"]
+        """The indexes' storage parameters, as ``pg_class.reloptions`` lists them (sorted)."""
+        return sorted([f"m={self.m}", f"ef_construction={self.ef_construction}"])
 
     def check(self) -> None:
         """A GalleryError for a layout pgvector cannot build (before anything changes)."""
@@ -176,8 +176,9 @@ def build_shards(
         db.raw.execute("DELETE FROM meta WHERE key = %s", (SHARDS_META,))
     there = shard_indexes(store)
     wanted = layout.indexes()
-    dropped = [n for n, options in there.items() if n not in wanted or options != sorted(layout.options())]
+    dropped = [n for n, options in there.items() if n not in wanted or options != layout.options()]
     built, kept = [], [n for n in wanted if n in there and n not in dropped]
+    per_template = 2 * store.dim + BUILD_BYTES_PER_TEMPLATE + BUILD_BYTES_PER_LINK * m
     with store.reading() as db:
         for name in dropped:
             db.raw.execute(f"DROP INDEX IF EXISTS {name}")
@@ -186,7 +187,6 @@ def build_shards(
                 continue
             with db.raw.transaction():
                 size = db.raw.execute(f"SELECT COUNT(*) FROM templates WHERE person_id % {shards} = {shard}")
-                per_template = 2 * store.dim + BUILD_BYTES_PER_TEMPLATE + BUILD_BYTES_PER_LINK * m
                 _build_memory(db, int(size.fetchone()[0]), store.dim, per_template)
                 db.raw.execute(index_statement(store, layout, shard))
             built.append(name)
@@ -226,8 +226,7 @@ class ShardedSearcher(PgSearcher):
         """Shard ``shard``'s connection, opened again when the server dropped it."""
         conn = self._connections[shard]
         if conn is None or conn.closed or conn.broken:
-            conn = _driver().connect(self.store.url, autocommit=True, connect_timeout=10)
-            _register_vector(conn)
+            conn = connect(self.store.url)
             self._connections[shard], self._set_ef[shard] = conn, None
         return conn
 

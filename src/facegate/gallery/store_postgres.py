@@ -78,6 +78,8 @@ HNSW_INDEX = "templates_embedding_hnsw"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 100
+#: how long opening a connection waits for the server (seconds)
+CONNECT_TIMEOUT_S = 10
 #: a copy's index build: the most memory it asks for (pgvector builds several times faster where its
 #: graph fits in ``maintenance_work_mem``), and the graph's bytes per template beyond its embedding's
 #: (1,274 in all for 128 numbers at m 16: the server's notice at 64 MB, 52,676 templates; with headroom)
@@ -200,6 +202,15 @@ def unavailable_as_gallery_error(where: str) -> Iterator[None]:
         yield
     except psycopg.Error as exc:
         raise GalleryUnavailableError(f"cannot use the gallery {where}: {_advice(exc)}") from exc
+
+
+def connect(url: str):
+    """A new autocommit connection to the gallery at ``url`` that waits for other writers as the store does
+    (``lock_timeout``) and sends and reads pgvector values in binary."""
+    conn = _driver().connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+    conn.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+    _register_vector(conn)
+    return conn
 
 
 # -- pgvector in binary: bit-exact float32 both ways ------------------------------------------
@@ -403,12 +414,9 @@ class PostgresStore(SharedStoreCode):
             yield
 
     def _connect(self) -> None:
-        psycopg = _driver()
-        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-        self._conn.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn = connect(self.url)
         self._conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
         self._ef_search = EF_SEARCH
-        _register_vector(self._conn)
         self._db = PgConnection(self._conn)
 
     def _ready(self) -> PgConnection:
@@ -502,7 +510,7 @@ class PostgresStore(SharedStoreCode):
         psycopg = _driver()
         with unavailable_as_gallery_error(redacted(str(path))):
             try:
-                with psycopg.connect(str(path), autocommit=True, connect_timeout=10) as conn:
+                with psycopg.connect(str(path), autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
                     if not conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]:
                         return {}
                     return dict(conn.execute("SELECT key, value FROM meta").fetchall())
